@@ -1,0 +1,54 @@
+# One command each: `make demo` (the full stack on a local lab host) and
+# `make test` (lint, sanity, unit and molecule tests). Both run `make setup` first.
+SHELL := /bin/bash
+VENV := .venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# Scenarios `make test-molecule` runs; override to run one: make test-molecule SCENARIOS=runtime
+SCENARIOS ?= runtime
+LAB_HOSTS ?= 1
+LAB_RELEASE ?= bookworm
+
+.PHONY: help setup test test-lint test-sanity test-build test-unit test-molecule demo lab-up lab-down clean
+
+help:
+	@echo "make setup          install what the demo and tests need (idempotent)"
+	@echo "make demo           set up, start the lab host(s), converge playbooks/site.yml"
+	@echo "make test           setup + lint + ansible-test sanity + build + unit + molecule"
+	@echo "make test-unit      unit tests only (fast)"
+	@echo "make test-lint      yamllint and ansible-lint only"
+	@echo "make test-molecule  molecule scenarios only (SCENARIOS=\"$(SCENARIOS)\")"
+	@echo "make lab-up / lab-down   start / remove LAB_HOSTS=$(LAB_HOSTS) systemd lab hosts ($(LAB_RELEASE))"
+
+setup:
+	@scripts/setup.sh
+
+test: setup
+	@scripts/test.sh all
+
+test-lint: setup
+	@scripts/test.sh lint
+
+test-sanity: setup
+	@scripts/test.sh sanity
+
+test-build: setup
+	@scripts/test.sh build
+
+test-unit: setup
+	@scripts/test.sh unit
+
+test-molecule: setup
+	@SCENARIOS="$(SCENARIOS)" scripts/test.sh molecule
+
+lab-up: setup
+	ansible-playbook playbooks/lab.yml -e lab_state=up -e lab_host_count=$(LAB_HOSTS) -e lab_release=$(LAB_RELEASE)
+
+lab-down: setup
+	ansible-playbook playbooks/lab.yml -e lab_state=down
+
+demo: setup lab-up
+	ansible-playbook -i inventories/lab/hosts.yml playbooks/site.yml
+
+clean: lab-down
+	rm -rf .cache/test-output ansible_collections/runlocalai/mlops/tests/output

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# `make setup`: everything the demo and the tests need on a Debian/Ubuntu
+# controller, done only where missing or out of date. A second run changes
+# nothing and says so.
+#   1. system packages (docker.io, debootstrap, ...) via apt, with sudo when not root
+#   2. a Docker engine that answers (started when none does)
+#   3. .venv with requirements.txt (rebuilt when requirements.txt changes)
+#   4. the lab base images, Debian 12 and 13 (rebuilt when their recipe changes)
+#   5. the wheelhouse for lab hosts, Python 3.11 and 3.13 (when requirements-hosts.txt changes)
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+cache="$root/.cache"
+mkdir -p "$cache"
+did=0
+say() { echo "setup: $*"; }
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+
+# --- 1. system packages -------------------------------------------------------
+missing=()
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+command -v dockerd >/dev/null 2>&1 || installed docker.io || missing+=(docker.io)
+for pkg in debootstrap git; do
+  installed "$pkg" || command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "installing system packages: ${missing[*]}"
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+  did=1
+fi
+
+# --- 2. Docker engine ---------------------------------------------------------
+if ! docker info >/dev/null 2>&1; then
+  say "starting the Docker engine"
+  if [ -d /run/systemd/system ]; then
+    "${sudo_cmd[@]}" systemctl start docker
+  else
+    # No systemd here (CI and sandboxed builders): run dockerd in the background.
+    "${sudo_cmd[@]}" nohup dockerd >"$cache/dockerd.log" 2>&1 &
+  fi
+  for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || { say "the Docker engine did not start, see $cache/dockerd.log"; exit 1; }
+  did=1
+fi
+
+# --- 3. controller virtualenv ---------------------------------------------------
+venv_stamp=".venv/.requirements.sha256"
+venv_want="$( (cat requirements.txt; python3 --version) | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$venv_stamp" 2>/dev/null)" != "$venv_want" ]; then
+  say "creating .venv from requirements.txt (a few minutes)"
+  rm -rf .venv
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -r requirements.txt
+  echo "$venv_want" >"$venv_stamp"
+  did=1
+fi
+
+# --- 4. lab base images ---------------------------------------------------------
+for release in bookworm trixie; do
+  tag="$(scripts/lab-image.sh "$release" --print-tag)"
+  if ! docker image inspect "$tag" >/dev/null 2>&1; then
+    scripts/lab-image.sh "$release"
+    did=1
+  elif [ "$(docker image inspect -f '{{.Id}}' "runlocalai-lab:$release" 2>/dev/null)" != \
+    "$(docker image inspect -f '{{.Id}}' "$tag")" ]; then
+    docker tag "$tag" "runlocalai-lab:$release"
+    did=1
+  fi
+done
+
+# --- 5. wheelhouse for the lab hosts -------------------------------------------
+# Wheels for both lab Pythons (Debian 12: 3.11, Debian 13: 3.13), so hosts can
+# install with --no-index: the air-gapped path, and no repeated downloads.
+wheelhouse="$cache/wheelhouse"
+wheel_stamp="$wheelhouse/.requirements.sha256"
+wheel_want="$(sha256sum requirements-hosts.txt | cut -d' ' -f1)"
+if [ "$(cat "$wheel_stamp" 2>/dev/null)" != "$wheel_want" ]; then
+  say "downloading the lab wheelhouse (requirements-hosts.txt, Python 3.11 and 3.13)"
+  rm -rf "$wheelhouse"
+  mkdir -p "$wheelhouse"
+  arch="$(uname -m)"
+  for pyver in 3.11 3.13; do
+    .venv/bin/pip download -q --only-binary=:all: --python-version "$pyver" \
+      --platform "manylinux2014_$arch" --platform "manylinux_2_28_$arch" \
+      -d "$wheelhouse" -r requirements-hosts.txt
+  done
+  echo "$wheel_want" >"$wheel_stamp"
+  did=1
+fi
+
+if [ "$did" -eq 0 ]; then
+  say "nothing to do: system packages, Docker engine, .venv, lab images and wheelhouse are up to date"
+else
+  say "done"
+fi

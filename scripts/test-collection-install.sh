@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Build the collection tarball, install it into an empty collections path and
+# check that Ansible resolves runlocalai.mlops from there (not from this
+# checkout): the role's argument spec renders and a playbook using it parses.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+export PATH="$root/.venv/bin:$PATH"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+ansible-galaxy collection build "$root/ansible_collections/runlocalai/mlops" --output-path "$tmp/dist"
+tarball="$(ls "$tmp"/dist/runlocalai-mlops-*.tar.gz)"
+ansible-galaxy collection install "$tarball" -p "$tmp/collections" --offline
+
+# Outside the checkout, with no ansible.cfg: only the installed copy is visible.
+cd "$tmp"
+export ANSIBLE_CONFIG=/dev/null ANSIBLE_COLLECTIONS_PATH="$tmp/collections"
+ansible-galaxy collection list runlocalai.mlops | grep -q "$tmp/collections"
+ansible-doc -t role runlocalai.mlops.runtime | grep -q "runtime_pip_wheelhouse_src"
+printf '%s\n' '- hosts: localhost' '  gather_facts: false' '  roles: [runlocalai.mlops.runtime]' >site.yml
+ansible-playbook --syntax-check site.yml
+echo "collection-install: $(basename "$tarball") installs and resolves from $tmp/collections"
