@@ -9,15 +9,19 @@ export PATH="$root/.venv/bin:$PATH"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
+# Work outside the checkout with a config of our own, so that only the
+# installed copy is visible (the repo's ansible.cfg points at the checkout).
+cd "$tmp"
+printf '[defaults]\ncollections_path = %s\n' "$tmp/collections" >ansible.cfg
+export ANSIBLE_CONFIG="$tmp/ansible.cfg"
+
 ansible-galaxy collection build "$root/ansible_collections/runlocalai/mlops" --output-path "$tmp/dist"
 tarball="$(ls "$tmp"/dist/runlocalai-mlops-*.tar.gz)"
 ansible-galaxy collection install "$tarball" -p "$tmp/collections" --offline
 
-# Outside the checkout, with no ansible.cfg: only the installed copy is visible.
-cd "$tmp"
-export ANSIBLE_CONFIG=/dev/null ANSIBLE_COLLECTIONS_PATH="$tmp/collections"
 ansible-galaxy collection list runlocalai.mlops | grep -q "$tmp/collections"
+test -f "$tmp/collections/ansible_collections/runlocalai/mlops/roles/runtime/meta/argument_specs.yml"
 ansible-doc -t role runlocalai.mlops.runtime | grep -q "runtime_pip_wheelhouse_src"
 printf '%s\n' '- hosts: localhost' '  gather_facts: false' '  roles: [runlocalai.mlops.runtime]' >site.yml
-ansible-playbook --syntax-check site.yml
+ansible-playbook -i localhost, --syntax-check site.yml
 echo "collection-install: $(basename "$tarball") installs and resolves from $tmp/collections"
