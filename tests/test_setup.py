@@ -1,0 +1,29 @@
+"""`make setup` is idempotent: run after a complete set-up (as `make test`
+does), it installs nothing, builds nothing and leaves the lab images alone."""
+
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import ROOT
+
+
+def image_ids():
+    out = subprocess.run(["docker", "images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}",
+                          "runlocalai-lab"], check=True, capture_output=True, text=True).stdout
+    return dict(line.split() for line in out.splitlines())
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="needs the Docker engine that make setup starts")
+def test_second_setup_does_nothing():
+    before = image_ids()
+    venv_stamp = (ROOT / ".venv" / ".requirements.sha256").stat().st_mtime_ns
+    result = subprocess.run([str(ROOT / "scripts" / "setup.sh")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines() == [
+        "setup: nothing to do: system packages, Docker engine, .venv, lab images and wheelhouse are up to date"
+    ]
+    assert image_ids() == before
+    assert {"runlocalai-lab:bookworm", "runlocalai-lab:trixie"} <= set(before)
+    assert (ROOT / ".venv" / ".requirements.sha256").stat().st_mtime_ns == venv_stamp
