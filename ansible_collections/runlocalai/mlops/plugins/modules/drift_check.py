@@ -1,0 +1,400 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: runlocalai contributors
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: drift_check
+short_description: Detect data and prediction drift between a reference and a current window
+version_added: "0.1.0"
+description:
+  - Compares a current window (a data file, or a directory of JSON-lines serving logs written by the model
+    server) with a reference (a data file, or a stored reference profile) feature by feature, and reports
+    which features drifted, by which test, statistic, corrected p-value, threshold and decision rule.
+  - "Numeric features: two-sample Kolmogorov-Smirnov (or Cramer-von Mises), Wasserstein distance normalised by
+    the reference standard deviation, PSI on reference quantile bins with a missing-value bin, Jensen-Shannon
+    distance (base 2). Categorical features: chi-square (two-proportion z-test for binary features),
+    Jensen-Shannon distance, total variation distance, PSI, novel and vanished categories."
+  - P-values are corrected for multiple testing (Benjamini-Hochberg by default). With up to O(large_sample_rows)
+    values on the smaller side a feature is judged by its corrected p-value; above that, where every p-value
+    goes to zero, by a distance threshold. A novel category above O(novel_category_min_share) and a change of
+    the missing-value share above O(missing_share_threshold) are drift of their own. RV(features) says which rule decided.
+  - Can build a reference profile once (O(profile_path)) so that later runs read only the profile and the
+    current window. The profile format, the serving-window format and the Prometheus metric names are
+    documented in the collection's C(docs/drift.md).
+  - The same engine runs on serving hosts without Ansible (C(python -m ...module_utils.drift_cli)).
+author:
+  - runlocalai contributors
+requirements:
+  - numpy
+  - scipy
+  - pyarrow (optional; Parquet input and fast CSV parsing)
+attributes:
+  check_mode:
+    description: Computes everything and reports which files would change; writes nothing.
+    support: full
+  diff_mode:
+    description: Shows the JSON report and Prometheus textfile before and after, and the content hash of the profile and HTML report.
+    support: full
+options:
+  reference:
+    description:
+      - Reference data file (C(.csv), C(.jsonl)/C(.ndjson), C(.parquet)) or a reference profile written earlier
+        by this module. A profile is recognised by its content, whatever its name.
+    type: path
+    required: true
+  current:
+    description:
+      - Current window, a data file or a directory of serving-window files (C(*.jsonl), C(*.jsonl.gz)).
+      - When omitted, the module only builds the profile and writes it to O(profile_path).
+    type: path
+  features:
+    description:
+      - Features to check, as names or as dicts with C(name) and C(type) (V(numeric) or V(categorical)).
+      - Default is every column of the reference (every feature of a profile); types are then inferred
+        and reported in RV(features). In a serving window a name refers to an input; C(outputs.NAME) to an output.
+    type: list
+    elements: raw
+  profile_path:
+    description: Write the reference profile here (rewritten only when its content changes).
+    type: path
+  report_path:
+    description: Write the JSON report here.
+    type: path
+  html_report_path:
+    description: Write a self-contained HTML report (tables and inline SVG ECDFs / bar charts) here.
+    type: path
+  prometheus_textfile:
+    description: Write drift metrics in the Prometheus text format here, for node-exporter's textfile collector (name it C(*.prom)).
+    type: path
+  prometheus_labels:
+    description: Labels added to every metric, e.g. C(model) and C(model_version). C(feature), C(metric), C(test), C(window) are reserved.
+    type: dict
+    default: {}
+  fail_on_drift:
+    description: Fail the task when drift is detected (after writing the reports), with a message naming the drifted features.
+    type: bool
+    default: false
+  alpha:
+    description: Significance level of the corrected p-values.
+    type: float
+    default: 0.05
+  correction:
+    description: Multiple-testing correction over all features' p-values.
+    type: str
+    choices: [bh, bonferroni, none]
+    default: bh
+  decision:
+    description: V(auto) judges by p-value up to O(large_sample_rows) values and by distance above; the others force one rule.
+    type: str
+    choices: [auto, p_value, distance]
+    default: auto
+  large_sample_rows:
+    description: Above this many non-missing values on the smaller side, decisions use the distance threshold.
+    type: int
+    default: 1000
+  numeric_test:
+    description: P-value test for numeric features.
+    type: str
+    choices: [ks, cvm]
+    default: ks
+  numeric_distance:
+    description: Distance that decides numeric features in large samples.
+    type: str
+    choices: [wasserstein, psi, js, ks]
+    default: wasserstein
+  categorical_distance:
+    description: Distance that decides categorical features in large samples.
+    type: str
+    choices: [js, psi, tvd]
+    default: js
+  numeric_threshold:
+    description: Threshold of O(numeric_distance). Defaults are wasserstein 0.1 (in reference standard deviations), psi 0.2, js 0.1, ks 0.1.
+    type: float
+  categorical_threshold:
+    description: Threshold of O(categorical_distance). Defaults are js 0.1, psi 0.2, tvd 0.1.
+    type: float
+  psi_bins:
+    description: Number of reference quantile bins for PSI when building a profile.
+    type: int
+    default: 10
+  sample_size:
+    description: Reference values kept per numeric feature in a profile (all of them up to this size, else equal-mass quantiles).
+    type: int
+    default: 10000
+  novel_category_min_share:
+    description: A category absent from the reference is drift when it takes at least this share of the current window.
+    type: float
+    default: 0.01
+  missing_share_threshold:
+    description: A change of the missing-value share of at least this much (and significant) is drift.
+    type: float
+    default: 0.05
+  min_rows:
+    description: Warn when a side has fewer non-missing values than this.
+    type: int
+    default: 30
+  extra_columns:
+    description: When O(features) is not given, what to do with current columns the reference lacks.
+    type: str
+    choices: [fail, ignore]
+    default: fail
+notes:
+  - Drift is not bad input; with O(fail_on_drift=true) the reports are written before the task fails.
+  - Bad input (missing file or column, extra column, non-numeric value in a numeric feature, empty window,
+    all-missing column, constant numeric reference column) fails with a message naming it, and nothing is written.
+seealso:
+  - module: runlocalai.mlops.data_validation
+"""
+
+EXAMPLES = r"""
+- name: Build the reference profile from the training data once
+  runlocalai.mlops.drift_check:
+    reference: /srv/data/train.parquet
+    features:
+      - age
+      - income
+      - {name: region, type: categorical}
+    profile_path: /srv/models/churn/reference_profile.json
+
+- name: Check the last serving window against the profile, publish metrics
+  runlocalai.mlops.drift_check:
+    reference: /srv/models/churn/reference_profile.json
+    current: /var/lib/model-server/churn/windows
+    report_path: /var/lib/mlops/drift/churn.json
+    html_report_path: /var/lib/mlops/drift/churn.html
+    prometheus_textfile: /var/lib/node_exporter/textfile/mlops_drift_churn.prom
+    prometheus_labels:
+      model: churn
+      model_version: "3"
+  register: drift
+
+- name: Stop a pipeline on drift
+  runlocalai.mlops.drift_check:
+    reference: /srv/models/churn/reference_profile.json
+    current: /srv/data/batch-2026-11-27.csv
+    fail_on_drift: true
+"""
+
+RETURN = r"""
+drifted:
+  description: Whether any feature drifted.
+  returned: when current is given
+  type: bool
+  sample: true
+drifted_share:
+  description: Share of the checked features that drifted.
+  returned: when current is given
+  type: float
+  sample: 0.2
+drifted_features:
+  description: Names of the drifted features.
+  returned: when current is given
+  type: list
+  elements: str
+  sample: [income]
+n_features:
+  description: Number of features checked.
+  returned: when current is given
+  type: int
+  sample: 5
+features:
+  description:
+    - Per feature (keyed by name) the decision and every statistic. Keys include C(drifted), C(type), C(type_source),
+      C(test) (ks, cvm, chi2, z_2prop), C(statistic), C(p_value) (corrected), C(p_value_raw), C(threshold) and C(rule)
+      (p_value, distance, missing_share, novel_category) of the deciding rule, C(rule_detail), C(rules_fired),
+      C(distance_metric), C(distance), C(distance_threshold), C(n_reference), C(n_current) (non-missing values),
+      C(rows_reference), C(rows_current), C(psi), C(psi_noise), C(psi_noise_p99), C(js_distance), missing shares,
+      C(warnings); numeric features add C(ks_statistic), C(wasserstein_norm), C(cvm_statistic), means and standard
+      deviations; categorical ones C(tvd), C(novel_categories) (category to current share) and C(vanished_categories).
+    - When O(current) is omitted, the profile's features with their types.
+  returned: always
+  type: dict
+  sample:
+    income:
+      drifted: true
+      test: ks
+      statistic: 0.21
+      p_value: 0.0
+      threshold: 0.1
+      rule: distance
+      rule_detail: wasserstein_norm 0.31 >= 0.1 (large samples, decided by distance, not p-value)
+      distance_metric: wasserstein_norm
+      distance: 0.31
+      n_reference: 100000
+      n_current: 5000
+summary:
+  description: One-line human-readable result.
+  returned: when current is given
+  type: str
+  sample: "drift in 1 of 5 features: income (wasserstein_norm 0.31 >= 0.1)"
+warnings_list:
+  description: Warnings about small samples or sparse categories (also emitted as task warnings).
+  returned: when current is given
+  type: list
+  elements: str
+settings:
+  description: The options the check used.
+  returned: when current is given
+  type: dict
+reference:
+  description: Content hash and row count of the reference profile.
+  returned: when current is given
+  type: dict
+  sample: {content_hash: "sha256:9f2c...", rows: 100000}
+current:
+  description: Source, rows, number of files and skipped partial lines of the current window.
+  returned: when current is given
+  type: dict
+profile_hash:
+  description: Content hash of the reference profile.
+  returned: always
+  type: str
+profile_built:
+  description: Whether the profile was built from a data file in this run (false when O(reference) was a profile).
+  returned: always
+  type: bool
+written:
+  description: Files written (or that would be, in check mode).
+  returned: always
+  type: list
+  elements: str
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+try:
+    from ansible_collections.runlocalai.mlops.plugins.module_utils.drift_engine import make_options, public_result, run
+    from ansible_collections.runlocalai.mlops.plugins.module_utils.drift_profile import dumps_profile
+    from ansible_collections.runlocalai.mlops.plugins.module_utils.drift_report import (
+        plan_writes, render_html, render_json, render_prometheus, validate_labels, write_plans,
+    )
+    from ansible_collections.runlocalai.mlops.plugins.module_utils.drift_stats import DriftError, MissingDependencyError
+    import numpy  # noqa: F401  pylint: disable=unused-import
+    import scipy  # noqa: F401  pylint: disable=unused-import
+    IMPORT_ERROR = None
+    IMPORT_TRACEBACK = None
+except ImportError as exc:  # numpy or scipy missing
+    IMPORT_ERROR = exc
+    IMPORT_TRACEBACK = traceback.format_exc()
+
+OPTION_NAMES = ("alpha", "correction", "decision", "large_sample_rows", "numeric_test", "numeric_distance", "categorical_distance",
+                "numeric_threshold", "categorical_threshold", "psi_bins", "sample_size", "novel_category_min_share",
+                "missing_share_threshold", "min_rows", "extra_columns")
+
+
+def argument_spec():
+    return dict(
+        reference=dict(type="path", required=True),
+        current=dict(type="path"),
+        features=dict(type="list", elements="raw"),
+        profile_path=dict(type="path"),
+        report_path=dict(type="path"),
+        html_report_path=dict(type="path"),
+        prometheus_textfile=dict(type="path"),
+        prometheus_labels=dict(type="dict", default={}),
+        fail_on_drift=dict(type="bool", default=False),
+        alpha=dict(type="float", default=0.05),
+        correction=dict(type="str", choices=["bh", "bonferroni", "none"], default="bh"),
+        decision=dict(type="str", choices=["auto", "p_value", "distance"], default="auto"),
+        large_sample_rows=dict(type="int", default=1000),
+        numeric_test=dict(type="str", choices=["ks", "cvm"], default="ks"),
+        numeric_distance=dict(type="str", choices=["wasserstein", "psi", "js", "ks"], default="wasserstein"),
+        categorical_distance=dict(type="str", choices=["js", "psi", "tvd"], default="js"),
+        numeric_threshold=dict(type="float"),
+        categorical_threshold=dict(type="float"),
+        psi_bins=dict(type="int", default=10),
+        sample_size=dict(type="int", default=10000),
+        novel_category_min_share=dict(type="float", default=0.01),
+        missing_share_threshold=dict(type="float", default=0.05),
+        min_rows=dict(type="int", default=30),
+        extra_columns=dict(type="str", choices=["fail", "ignore"], default="fail"),
+    )
+
+
+def _diff_entry(plan, summarize):
+    if summarize:
+        import hashlib  # pylint: disable=import-outside-toplevel
+
+        def digest(text):
+            return "" if text is None else "sha256:%s (%d bytes)\n" % (hashlib.sha256(text.encode("utf-8")).hexdigest(), len(text))
+        return {"before_header": plan["path"], "after_header": plan["path"], "before": digest(plan["before"]), "after": digest(plan["content"])}
+    return {"before_header": plan["path"], "after_header": plan["path"], "before": plan["before"] or "", "after": plan["content"]}
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           required_one_of=[("current", "profile_path")])
+    if IMPORT_ERROR is not None:
+        name = getattr(IMPORT_ERROR, "name", None) or "numpy"
+        module.fail_json(msg=missing_required_lib(name), exception=IMPORT_TRACEBACK)
+    params = module.params
+    result = profile = public = None
+    built = False
+    plans = []
+    try:
+        labels = validate_labels(params["prometheus_labels"])
+        options = make_options(**dict((k, params[k]) for k in OPTION_NAMES))
+        result, profile, built = run(params["reference"], params["current"], params["features"], options,
+                                     want_plot=bool(params["html_report_path"]))
+        items = []
+        if params["profile_path"]:
+            items.append(("profile_path", params["profile_path"], dumps_profile(profile)))
+        if result is not None:
+            public = public_result(result)
+            if params["report_path"]:
+                items.append(("report_path", params["report_path"], render_json(public)))
+            if params["html_report_path"]:
+                items.append(("html_report_path", params["html_report_path"], render_html(result)))
+            if params["prometheus_textfile"]:
+                items.append(("prometheus_textfile", params["prometheus_textfile"], render_prometheus(public, labels)))
+        elif any(params[p] for p in ("report_path", "html_report_path", "prometheus_textfile")):
+            raise DriftError("current: required when report_path, html_report_path or prometheus_textfile is set")
+        plans = plan_writes(items)
+        if not module.check_mode:
+            write_plans(plans, mover=module.atomic_move)
+    except MissingDependencyError as exc:
+        module.fail_json(msg=missing_required_lib(exc.library))
+    except DriftError as exc:
+        module.fail_json(msg=str(exc))
+    changed_plans = [p for p in plans if p["changed"]]
+    out = dict(
+        changed=bool(changed_plans),
+        written=[p["path"] for p in changed_plans],
+        profile_hash=profile["content_hash"],
+        profile_built=built,
+    )
+    if module._diff:
+        out["diff"] = [_diff_entry(p, p["param"] in ("profile_path", "html_report_path")) for p in changed_plans]
+    if result is None:
+        out["features"] = dict((name, {"type": f["type"], "type_source": f.get("type_source", "profile"), "rows": f["rows"],
+                                       "missing": f["missing"]}) for name, f in profile["features"].items())
+        module.exit_json(**out)
+    for warning in public["warnings"]:
+        module.warn(warning)
+    out.update(
+        drifted=public["drifted"],
+        drifted_share=public["drifted_share"],
+        drifted_features=public["drifted_features"],
+        n_features=public["n_features"],
+        features=public["features"],
+        summary=public["summary"],
+        warnings_list=public["warnings"],
+        settings=public["settings"],
+        reference=public["reference"],
+        current=public["current"],
+    )
+    if params["fail_on_drift"] and public["drifted"]:
+        module.fail_json(msg="drift detected: %s" % public["summary"], **out)
+    module.exit_json(**out)
+
+
+if __name__ == "__main__":
+    main()
