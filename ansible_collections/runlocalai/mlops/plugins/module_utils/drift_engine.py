@@ -371,7 +371,7 @@ def check_drift(profile, table, specs, options, want_plot=False):
         raise DriftInputError("current: no rows in %s" % table.source)
     features = profile["features"]
     if specs is None:
-        names = list(features)
+        names = sorted(features)
         if options["extra_columns"] == "fail":
             extra = [c for c in table.input_columns if c not in features]
             if extra:
@@ -387,8 +387,8 @@ def check_drift(profile, table, specs, options, want_plot=False):
             names.append(name)
     missing_cols = [n for n in names if n not in table.columns]
     if missing_cols:
-        raise DriftInputError("current: column%s %s not found in %s" % ("s" if len(missing_cols) > 1 else "",
-                                                                         ", ".join("'%s'" % c for c in missing_cols), table.source))
+        plural = "s" if len(missing_cols) > 1 else ""
+        raise DriftInputError("current: column%s %s not found in %s" % (plural, ", ".join("'%s'" % c for c in missing_cols), table.source))
     prepared = []
     for name in names:
         ref = features[name]
@@ -542,7 +542,7 @@ def public_result(result):
 def current_columns(profile, specs, table_columns=None):
     """Names and types to read from the current window for a profile (and optional specs)."""
     features = profile["features"]
-    names = list(features) if specs is None else [n for n, _k in specs]
+    names = sorted(features) if specs is None else [n for n, _k in specs]
     return names, dict((n, features[n]["type"]) for n in names if n in features)
 
 

@@ -151,15 +151,15 @@ def _svg_bars(plot):
     cats = plot["categories"]
     top = max(plot["reference"] + plot["current"] + [1e-9])
     slot = (_W - 2 * _PAD) / float(max(len(cats), 1))
-    bar = slot * 0.4
+    bar_width = slot * 0.4
     parts = []
     for i, cat in enumerate(cats):
         x0 = _PAD + i * slot
         for j, (share, color) in enumerate(((plot["reference"][i], _REF_COLOR), (plot["current"][i], _CUR_COLOR))):
             height = share / top * (_H - 2 * _PAD)
             parts.append('<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s: %.4f</title></rect>'
-                         % (x0 + j * bar, _H - _PAD - height, bar, height, color, _html_escape(cat), share))
-        parts.append('<text x="%.1f" y="%d" font-size="9" text-anchor="middle">%s</text>' % (x0 + bar, _H - _PAD + 12, _html_escape(str(cat)[:8])))
+                         % (x0 + j * bar_width, _H - _PAD - height, bar_width, height, color, _html_escape(cat), share))
+        parts.append('<text x="%.1f" y="%d" font-size="9" text-anchor="middle">%s</text>' % (x0 + bar_width, _H - _PAD + 12, _html_escape(str(cat)[:8])))
     return '<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d">%s</svg>' % (_W, _H, "".join(parts))
 
 

@@ -29,7 +29,7 @@ description:
     documented in the collection's C(docs/drift.md).
   - The same engine runs on serving hosts without Ansible (C(python -m ...module_utils.drift_cli)).
 author:
-  - runlocalai contributors
+  - runlocalai contributors (@runlocalai)
 requirements:
   - numpy
   - scipy
