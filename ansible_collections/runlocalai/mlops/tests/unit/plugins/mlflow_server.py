@@ -1,0 +1,155 @@
+# -*- coding: utf-8 -*-
+"""A real MLflow tracking server (basic-auth app, sqlite backend) on loopback, for governance tests.
+
+One server per test session: get_server() starts it on first use and an atexit
+hook (plus the session fixture's finaliser) terminates it. Test modules import
+the fixtures from here:
+
+    from ansible_collections.runlocalai.mlops.tests.unit.plugins.mlflow_server import mlflow_server, trained  # noqa: F401
+"""
+
+import atexit
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+ADMIN = "admin"
+ADMIN_PASSWORD = "governance-test-password-1"
+
+_STATE = {}
+
+
+def _free_port():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+class Server:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="mlflow-governance-")
+        self.port = _free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        ini = os.path.join(self.dir, "basic_auth.ini")
+        with open(ini, "w") as handle:
+            handle.write("[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///%s/auth.db\n"
+                         "admin_username = %s\nadmin_password = %s\n" % (self.dir, ADMIN, ADMIN_PASSWORD))
+        env = dict(os.environ, MLFLOW_AUTH_CONFIG_PATH=ini, MLFLOW_FLASK_SERVER_SECRET_KEY="governance-tests-secret")
+        for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+            env.pop(name, None)
+        mlflow = os.path.join(os.path.dirname(sys.executable), "mlflow")
+        self.log = open(os.path.join(self.dir, "server.log"), "wb")
+        self.proc = subprocess.Popen(
+            [mlflow, "server", "--app-name", "basic-auth", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+             "--backend-store-uri", "sqlite:///%s/mlflow.db" % self.dir,
+             "--artifacts-destination", os.path.join(self.dir, "artifacts")],
+            cwd=self.dir, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        atexit.register(self.stop)
+        deadline = time.time() + 120
+        import requests
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("mlflow server exited: %s" % open(os.path.join(self.dir, "server.log")).read()[-3000:])
+            try:
+                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError("mlflow server did not become healthy in 120 s")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)  # its own session: the server and its uvicorn worker only
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait(10)
+        self.log.close()
+
+    def auth(self):
+        return {"tracking_uri": self.url, "username": ADMIN, "password": ADMIN_PASSWORD}
+
+
+def get_server():
+    if "server" not in _STATE:
+        _STATE["server"] = Server()
+    return _STATE["server"]
+
+
+def train_and_log(server):
+    """Log two StandardScaler + LogisticRegression pipelines on breast-cancer data in one run.
+
+    'model' is a good fit; 'weak' was trained on shuffled labels, so it scores clearly worse. Returns dict with run_id, the models' URIs and the evaluation frame.
+    """
+    import mlflow
+    import mlflow.sklearn
+    import numpy
+    import sklearn
+    from mlflow.models import infer_signature
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    data = load_breast_cancer(as_frame=True)
+    features = data.data.iloc[:, :8].copy()
+    features.columns = ["f%d" % i for i in range(8)]
+    target = data.target
+    train_x, test_x = features.iloc[::2], features.iloc[1::2]
+    train_y, test_y = target.iloc[::2], target.iloc[1::2]
+    good = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(train_x, train_y)
+    shuffled = numpy.random.RandomState(0).permutation(train_y.values)
+    weak = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(train_x, shuffled)
+    signature = infer_signature(train_x, good.predict(train_x))
+    saved = dict((k, os.environ.get(k)) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"))
+    os.environ["MLFLOW_TRACKING_USERNAME"] = ADMIN
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = ADMIN_PASSWORD
+    models = {}
+    try:
+        mlflow.set_tracking_uri(server.url)
+        mlflow.set_experiment("governance-tests")
+        with mlflow.start_run() as run:
+            # Explicit requirements and signature: inferring them loads the model in a subprocess (slow).
+            for name, pipe in (("model", good), ("weak", weak)):
+                models[name] = mlflow.sklearn.log_model(
+                    pipe, name=name, signature=signature, pip_requirements=["scikit-learn==%s" % sklearn.__version__],
+                    serialization_format="cloudpickle")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    evaluation = test_x.copy()
+    evaluation["label"] = test_y.values
+    evaluation["group"] = ["a" if i % 3 else "b" for i in range(len(evaluation))]
+    return {"run_id": run.info.run_id, "evaluation": evaluation,
+            "good": {"runs_uri": "runs:/%s/model" % run.info.run_id, "model_uri": models["model"].model_uri,
+                     "model_id": models["model"].model_id},
+            "weak": {"runs_uri": "runs:/%s/weak" % run.info.run_id, "model_uri": models["weak"].model_uri,
+                     "model_id": models["weak"].model_id}}
+
+
+@pytest.fixture(scope="session")
+def mlflow_server():
+    server = get_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def trained(mlflow_server):
+    """The logged models of train_and_log(), once per session."""
+    if "trained" not in _STATE:
+        _STATE["trained"] = train_and_log(mlflow_server)
+    return _STATE["trained"]
