@@ -266,7 +266,7 @@ def _read_csv_arrow(path, header, names, types, what, delimiter):
         if types.get(name) == "numeric":
             column_types[name] = pa.float64()
     parse = pa_csv.ParseOptions(delimiter=delimiter)
-    read = pa_csv.ReadOptions(use_threads=True, block_size=1 << 24)
+    read = pa_csv.ReadOptions(use_threads=True, block_size=1 << 20)
 
     def load(include, kinds):
         convert = pa_csv.ConvertOptions(

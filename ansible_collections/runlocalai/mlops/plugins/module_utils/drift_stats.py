@@ -105,7 +105,7 @@ def ecdf_compare(ref_sorted, cur_sorted, ref_n=None):
     return {"ks": ks, "wasserstein": wasserstein, "cvm": cvm}
 
 
-EXACT_POOLED_LIMIT = 200000
+EXACT_POOLED_LIMIT = 50000
 
 
 def compare_numeric(ref_sketch, cur_sorted, ref_n=None):
@@ -155,15 +155,26 @@ def compare_numeric(ref_sketch, cur_sorted, ref_n=None):
     return {"ks": ks, "wasserstein": wasserstein, "cvm": cvm}
 
 
+KS_EXACT_EN = 10000
+
+
 def ks_pvalue(statistic, n, m):
     """Two-sided p-value of the two-sample KS statistic, asymptotic form.
 
-    Same formula as scipy.stats.ks_2samp(method='asymp'): the exact one-sample Kolmogorov
-    distribution at the effective size round(n m / (n + m)).
+    Up to an effective size en = n m / (n + m) of KS_EXACT_EN, the same formula as
+    scipy.stats.ks_2samp(method='asymp'): the exact one-sample Kolmogorov distribution at
+    round(en). Above it (where that costs ~15 ms a call) the limiting Kolmogorov distribution
+    with Stephens' small-sample correction, Q((sqrt(en) + 0.12 + 0.11 / sqrt(en)) D), which is
+    within 0.3% of it around p = 0.05, 1% at p = 1e-4 and 3% down to p = 1e-10.
     """
     require_scipy()
     en = float(n) * m / (n + m)
-    return float(min(1.0, max(0.0, sp_stats.kstwo.sf(statistic, int(round(en))))))
+    if en <= KS_EXACT_EN:
+        p = sp_stats.kstwo.sf(statistic, int(round(en)))
+    else:
+        root = math.sqrt(en)
+        p = sp_special.kolmogorov((root + 0.12 + 0.11 / root) * statistic)
+    return float(min(1.0, max(0.0, p)))
 
 
 def ks_2samp(reference, current):
@@ -207,6 +218,9 @@ def cvm_pvalue(statistic, n, m):
     tn = 1.0 / 6 + (statistic - expected) / math.sqrt(45 * variance)
     if tn < 0.003:
         return 1.0
+    if tn > 4.0:
+        # 1 - F(4) is about 1e-10, beyond the series' precision (and far below any alpha).
+        return 0.0
     return float(min(1.0, max(0.0, 1.0 - _cdf_cvm_inf(tn))))
 
 
