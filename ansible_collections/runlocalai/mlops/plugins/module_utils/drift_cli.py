@@ -187,4 +187,4 @@ def _check(args):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -140,7 +140,7 @@ def main():
             columns=dict(type="dict", default={}),
             min_rows=dict(type="int"),
             max_rows=dict(type="int"),
-            unique_keys=dict(type="list", elements="str"),
+            unique_keys=dict(type="list", elements="str", no_log=False),
             allow_extra_columns=dict(type="bool", default=True),
             drift=dict(type="dict"),
             report_path=dict(type="path"),

@@ -27,7 +27,7 @@ def write_csv(path, rows, seed, shift=0.0):
     rng = np.random.default_rng(seed)
     with open(str(path), "w") as handle:
         handle.write("x,y,colour\n")
-        for _ in range(rows):
+        for _row in range(rows):
             handle.write("%.6g,%.6g,%s\n" % (rng.normal(shift, 1), rng.exponential(), rng.choice(["red", "blue"])))
     return str(path)
 

@@ -15,7 +15,7 @@ from ansible_collections.runlocalai.mlops.plugins.module_utils import drift_engi
 from ansible_collections.runlocalai.mlops.plugins.module_utils import drift_io as dio
 from ansible_collections.runlocalai.mlops.plugins.module_utils.drift_stats import DriftInputError
 
-CATS = ["a", "b", "c", "d"]
+CATS = ("a", "b", "c", "d")
 CAT_P = [0.4, 0.3, 0.2, 0.1]
 
 
@@ -76,7 +76,7 @@ def test_without_correction_false_positives_exceed_alpha():
     """The correction matters: uncorrected, 6 features at alpha 0.05 flag far more than 5% of trials."""
     rng = np.random.default_rng(1)
     flagged = 0
-    for _ in range(100):
+    for _trial in range(100):
         ref = dict(("x%d" % j, rng.normal(size=400)) for j in range(6))
         cur = dict(("x%d" % j, rng.normal(size=400)) for j in range(6))
         flagged += check(ref, cur, correction="none", threads=1)["drifted"]
@@ -170,7 +170,7 @@ def test_novel_category_above_min_share_is_drift_and_reported():
     ref_codes = rng.choice(4, 5000, p=CAT_P)
     cur_codes = rng.choice(5, 5000, p=[0.38, 0.29, 0.19, 0.1, 0.04])  # 'e' never in the reference
     ref = {"c": cat_table(ref_codes)}
-    cur = {"c": cat_table(cur_codes, CATS + ["e"])}
+    cur = {"c": cat_table(cur_codes, list(CATS) + ["e"])}
     feat = check(ref, cur)["features"]["c"]
     assert feat["drifted"] and feat["rule"] == "novel_category"
     assert set(feat["novel_categories"]) == {"e"}

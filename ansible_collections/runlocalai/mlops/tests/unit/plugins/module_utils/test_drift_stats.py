@@ -99,7 +99,7 @@ def test_psi_noise_level():
 def test_psi_noise_matches_simulated_null_mean():
     rng = np.random.default_rng(11)
     values = []
-    for _ in range(300):
+    for _trial in range(300):
         r = np.bincount(rng.integers(0, 10, 2000), minlength=10) / 2000
         c = np.bincount(rng.integers(0, 10, 1000), minlength=10) / 1000
         values.append(ds.psi(r, c))

@@ -163,7 +163,8 @@ def test_serving_window_directory(run_module, files):
     records = []
     for i in range(500):
         records.append(drift_io.serving_record(
-            inputs={"age": float(rng.normal(40, 10)), "income": float(rng.lognormal(10, 0.5)), "region": str(rng.choice(["north", "south", "east"], p=[0.5, 0.3, 0.2]))},
+            inputs={"age": float(rng.normal(40, 10)), "income": float(rng.lognormal(10, 0.5)),
+                    "region": str(rng.choice(["north", "south", "east"], p=[0.5, 0.3, 0.2]))},
             outputs={"prediction": int(rng.random() < 0.3), "confidence": float(rng.random())},
             ts="2026-11-27T10:%02d:00Z" % (i % 60), request_id="r%d" % i, model="churn", model_version="3"))
     with open(str(window / "window-2026112710.jsonl"), "w") as handle:
