@@ -101,6 +101,15 @@ def prepare(workdir, rows):
 # ----------------------------------------------------------------------------------------------
 
 def _rss_mb():
+    """Peak resident memory of this process in MiB: VmHWM (reset by exec, unlike ru_maxrss, which
+    a child inherits from the parent's size at fork)."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
