@@ -385,9 +385,9 @@ def ensure_model(client, spec, check=False):
         if "set_alias" in (a[0] for a in actions):
             after["aliases"][alias] = version
         after["version"] = version
+    names = [a[0] if a[0] in ("create_model", "create_version", "set_alias") else "%s %s" % (a[0], a[1]) for a in actions]
     return {"changed": changed, "name": name, "version": version, "alias": alias, "previous_version": previous_version,
-            "gate": gate, "before": before, "after": after, "actions": [a[0] if a[0] in ("create_model", "create_version", "set_alias")
-                                                                       else "%s %s" % (a[0], a[1]) for a in actions]}
+            "gate": gate, "before": before, "after": after, "actions": names}
 
 
 def _apply(client, name, spec, actions, version):

@@ -319,9 +319,9 @@ def main():
             result = rollback(client, p["name"], p["alias"], actor=actor, check=module.check_mode)
             result.setdefault("actions", ["set_alias"] if result["changed"] else [])
         else:
-            spec = dict((k, p[k]) for k in ("name", "description", "tags", "source", "run_id", "version", "version_description",
-                                           "version_tags", "approvals", "alias", "protected_aliases", "required_approvers",
-                                           "required_metadata", "require_validation", "force", "force_reason"))
+            keys = ("name", "description", "tags", "source", "run_id", "version", "version_description", "version_tags", "approvals",
+                    "alias", "protected_aliases", "required_approvers", "required_metadata", "require_validation", "force", "force_reason")
+            spec = dict((k, p[k]) for k in keys)
             spec["metadata"] = dict((k, p[k]) for k in ("owner", "risk_level", "training_data_hash"))
             spec["actor"] = actor
             result = ensure_model(client, spec, check=module.check_mode)

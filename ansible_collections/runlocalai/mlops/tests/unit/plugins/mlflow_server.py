@@ -89,7 +89,8 @@ def get_server():
 def train_and_log(server):
     """Log two StandardScaler + LogisticRegression pipelines on breast-cancer data in one run.
 
-    'model' is a good fit; 'weak' was trained on shuffled labels, so it scores clearly worse. Returns dict with run_id, the models' URIs and the evaluation frame.
+    'model' is a good fit; 'weak' was trained on shuffled labels, so it scores clearly worse.
+    Returns dict with run_id, the models' URIs and the evaluation frame.
     """
     import mlflow
     import mlflow.sklearn
