@@ -24,7 +24,7 @@ description:
     the version behind O(champion_alias) by more than O(champion_tolerance).
   - With O(record=true) the report is stored on the model version as tags (C(validation.passed), C(validation.report),
     C(validation.fingerprint)), which M(runlocalai.mlops.mlflow_model) checks before moving a protected alias. Recording is
-    idempotent: a report whose deterministic content (everything but latency timings) is unchanged writes nothing.
+    idempotent; a report whose deterministic content (everything but latency timings) is unchanged writes nothing.
 author:
   - runlocalai contributors (@runlocalai)
 requirements:
@@ -90,7 +90,7 @@ options:
     default: []
   thresholds:
     description:
-      - Metric name to threshold, e.g. C(accuracy: ">=0.92"), C(latency_p95_ms: "<=50"), C(max_disparity: "<=0.1").
+      - 'Metric name to threshold, for example C(accuracy: ">=0.92"), C(latency_p95_ms: "<=50"), C(max_disparity: "<=0.1").'
       - Operators C(>=), C(<=), C(>), C(<), C(==); a bare number means C(>=) for higher-is-better metrics and C(<=) otherwise.
     type: dict
     default: {}

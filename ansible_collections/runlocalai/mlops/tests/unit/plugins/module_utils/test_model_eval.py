@@ -17,8 +17,8 @@ def test_parse_threshold():
 
 
 def test_check_thresholds():
-    failures = me.check_thresholds({"accuracy": 0.9, "latency_p95_ms": 12.0, "f1": 0.95}, {"accuracy": ">=0.92", "latency_p95_ms": "<=50",
-                                                                                         "f1": ">0.95", "roc_auc": ">=0.5"})
+    metrics = {"accuracy": 0.9, "latency_p95_ms": 12.0, "f1": 0.95}
+    failures = me.check_thresholds(metrics, {"accuracy": ">=0.92", "latency_p95_ms": "<=50", "f1": ">0.95", "roc_auc": ">=0.5"})
     assert failures == [
         {"metric": "accuracy", "value": 0.9, "threshold": ">=0.92"},
         {"metric": "f1", "value": 0.95, "threshold": ">0.95"},
