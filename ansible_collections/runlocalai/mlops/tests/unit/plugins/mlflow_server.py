@@ -10,6 +10,7 @@ the fixtures from here:
 
 import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -74,7 +75,9 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, 9)
                 self.proc.wait(10)
-        self.log.close()
+        if not self.log.closed:
+            self.log.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def auth(self):
         return {"tracking_uri": self.url, "username": ADMIN, "password": ADMIN_PASSWORD}
