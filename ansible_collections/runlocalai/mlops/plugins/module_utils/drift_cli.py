@@ -11,8 +11,9 @@ Run as a module of whatever package the drift files were installed in, for examp
         --label model=churn
 
 Commands: profile (build a reference profile), check (compare a current window, write the JSON
-report, HTML report and Prometheus textfile), write-profile-artifact (put a profile at
-drift/reference_profile.json of an MLflow run or of a directory). Files are rewritten only when
+report, HTML report and Prometheus textfile), model-check (accuracy decay against a reference
+accuracy, labels joined from a feedback file; Page-Hinkley / CUSUM over a monitored series),
+write-profile-artifact (put a profile at drift/reference_profile.json of an MLflow run or of a directory). Files are rewritten only when
 their content changes, atomically. A JSON summary goes to stdout.
 
 Exit status: 0 done (drift or not), 1 drift with --fail-on-drift, 2 bad input, 3 missing library.
@@ -30,7 +31,10 @@ import tempfile
 
 from .drift_engine import DEFAULT_OPTIONS, make_options, normalize_features, public_result, read_reference, run
 from .drift_profile import ARTIFACT_PATH, dumps_profile
-from .drift_report import plan_writes, render_html, render_json, render_prometheus, validate_labels, write_plans
+from .drift_report import (
+    MODEL_REPORT_FORMAT, MODEL_RESERVED_LABELS, plan_writes, render_html, render_json, render_model_prometheus, render_prometheus,
+    validate_labels, write_plans,
+)
 from .drift_stats import DriftError, DriftInputError, MissingDependencyError
 
 EXIT_OK, EXIT_DRIFT, EXIT_BAD_INPUT, EXIT_MISSING_LIBRARY = 0, 1, 2, 3
@@ -83,6 +87,36 @@ def build_parser():
                          ("numeric_test", ("ks", "cvm")), ("numeric_distance", ("wasserstein", "psi", "js", "ks")),
                          ("categorical_distance", ("js", "psi", "tvd")), ("extra_columns", ("fail", "ignore"))):
         chk.add_argument("--" + key.replace("_", "-"), choices=choices, default=DEFAULT_OPTIONS[key])
+
+    mod = sub.add_parser("model-check", help="accuracy decay and sequential detectors (Page-Hinkley, CUSUM)",
+                         description="Accuracy decay of a labelled window and/or one sequential detector over a series; "
+                                     "--spec FILE gives the module's accuracy / sequential structure as JSON instead (several detectors).")
+    mod.add_argument("--spec", help="JSON file {\"accuracy\": {...}, \"sequential\": [{...}, ...]} with the module's keys")
+    acc = mod.add_argument_group("accuracy decay (given --reference-accuracy)")
+    acc.add_argument("--predictions", dest="current", metavar="PATH", help="serving-window directory or data file with the predictions")
+    acc.add_argument("--feedback", help="feedback JSON-lines file or directory: request_id (+ instance) and label")
+    acc.add_argument("--reference-accuracy", type=float)
+    acc.add_argument("--reference-rows", type=int, help="labelled rows behind the reference accuracy (default: taken as exact)")
+    acc.add_argument("--prediction-field", default="outputs.prediction")
+    acc.add_argument("--label-field", default="label")
+    acc.add_argument("--id-field", default="request_id")
+    acc.add_argument("--max-drop", type=float, default=0.05)
+    acc.add_argument("--accuracy-alpha", type=float, default=0.05)
+    acc.add_argument("--min-labels", type=int, default=30)
+    seq = mod.add_argument_group("sequential detector (given --series)")
+    seq.add_argument("--series", help="data file or serving-window directory holding the monitored series")
+    seq.add_argument("--field", help="column of the series, e.g. outputs.confidence")
+    seq.add_argument("--name", help="name of the check (default METHOD:FIELD)")
+    seq.add_argument("--method", choices=("page_hinkley", "cusum"), default="page_hinkley")
+    seq.add_argument("--direction", choices=("up", "down", "both"))
+    for key, default in (("delta", 0.005), ("threshold", 50.0), ("k", 0.5), ("h", 5.0), ("target", None), ("sigma", None)):
+        seq.add_argument("--" + key, type=float, default=default)
+    seq.add_argument("--min-instances", type=int, default=30)
+    mod.add_argument("--report", help="JSON report path")
+    mod.add_argument("--textfile", help="Prometheus textfile path (node-exporter textfile collector)")
+    mod.add_argument("--label", action="append", type=_label, default=[], metavar="NAME=VALUE", help="Prometheus label (repeat)")
+    mod.add_argument("--fail-on-drift", action="store_true", help="exit 1 when a check fires")
+    mod.add_argument("--check-only", action="store_true", help="write nothing, report what would change")
 
     art = sub.add_parser("write-profile-artifact", help="store a profile at %s of an MLflow run or a directory" % ARTIFACT_PATH)
     _add_common(art)
@@ -147,6 +181,8 @@ def main(argv=None, stdout=None, stderr=None):
             profile, _built = read_reference(args.reference, normalize_features(args.features), _profile_options(args))
             where = write_profile_artifact(profile, run_id=args.run_id, output_dir=args.output_dir, tracking_uri=args.tracking_uri)
             summary = {"profile_hash": profile["content_hash"], "artifact": where}
+        elif args.command == "model-check":
+            summary = _model_check(args)
         else:
             summary = _check(args)
     except MissingDependencyError as exc:
@@ -156,7 +192,7 @@ def main(argv=None, stdout=None, stderr=None):
         stderr.write("drift_cli: error: %s\n" % exc)
         return EXIT_BAD_INPUT
     stdout.write(json.dumps(summary, sort_keys=True) + "\n")
-    if args.command == "check" and args.fail_on_drift and summary["drifted"]:
+    if args.command in ("check", "model-check") and args.fail_on_drift and summary["drifted"]:
         stderr.write("drift_cli: drift detected: %s\n" % summary["summary"])
         return EXIT_DRIFT
     return EXIT_OK
@@ -184,6 +220,59 @@ def _check(args):
     return {"drifted": public["drifted"], "drifted_share": public["drifted_share"], "drifted_features": public["drifted_features"],
             "n_features": public["n_features"], "summary": public["summary"], "warnings": public["warnings"],
             "profile_hash": profile["content_hash"], "profile_built": built, "written": written, "changed": bool(written)}
+
+
+def _model_specs(args):
+    accuracy, sequential = None, []
+    if args.spec:
+        try:
+            with open(args.spec, "r", encoding="utf-8") as handle:
+                spec = json.load(handle)
+        except (OSError, ValueError) as exc:
+            raise DriftInputError("--spec: cannot read %s: %s" % (args.spec, exc))
+        if not isinstance(spec, dict) or set(spec) - {"accuracy", "sequential"}:
+            raise DriftInputError("--spec: %s must hold an object with the keys accuracy and/or sequential" % args.spec)
+        accuracy = spec.get("accuracy")
+        sequential = spec.get("sequential") or []
+        if not isinstance(sequential, list):
+            sequential = [sequential]
+    if args.reference_accuracy is not None:
+        if accuracy is not None:
+            raise DriftInputError("--reference-accuracy: the accuracy check is already given in --spec")
+        accuracy = {"current": args.current, "feedback": args.feedback, "reference_accuracy": args.reference_accuracy,
+                    "reference_rows": args.reference_rows, "prediction_field": args.prediction_field, "label_field": args.label_field,
+                    "id_field": args.id_field, "max_drop": args.max_drop, "alpha": args.accuracy_alpha, "min_labels": args.min_labels}
+    elif args.current or args.feedback:
+        raise DriftInputError("--reference-accuracy: required with --predictions / --feedback")
+    if args.series:
+        keys = ("name", "field", "method", "direction", "min_instances", "target", "sigma")
+        keys += ("delta", "threshold") if args.method == "page_hinkley" else ("k", "h")
+        item = dict((k, getattr(args, k)) for k in keys)
+        item["series"] = args.series
+        sequential = list(sequential) + [item]
+    return accuracy, sequential
+
+
+def _model_check(args):
+    labels = validate_labels(dict(args.label), MODEL_RESERVED_LABELS)
+    accuracy, sequential = _model_specs(args)
+    try:  # model_drift.py is optional on a host that only runs `check`
+        from .model_drift import run_model_checks  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        raise DriftInputError("model-check: model_drift.py is not installed next to drift_cli.py")
+    result = run_model_checks(accuracy, sequential)
+    items = []
+    if args.report:
+        items.append(("--report", args.report, render_json(result, MODEL_REPORT_FORMAT)))
+    if args.textfile:
+        items.append(("--textfile", args.textfile, render_model_prometheus(result, labels)))
+    plans = plan_writes(items)
+    written = [p["path"] for p in plans if p["changed"]] if args.check_only else write_plans(plans)
+    return {"drifted": result["drifted"], "drifted_checks": result["drifted_checks"], "failures": result["failures"],
+            "n_checks": result["n_checks"], "summary": result["summary"], "warnings": result["warnings"],
+            "checks": dict((name, dict((k, c.get(k)) for k in ("drifted", "decided", "rule", "statistic", "threshold", "rule_detail")))
+                           for name, c in result["checks"].items()),
+            "written": written, "changed": bool(written)}
 
 
 if __name__ == "__main__":

@@ -37,13 +37,29 @@ METRICS = (
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
-def report_document(result):
+# Model drift (model_drift_check / drift_cli model-check). Every metric is a gauge.
+MODEL_REPORT_FORMAT = "runlocalai.mlops/model-drift-report"
+MODEL_METRICS = (
+    ("mlops_model_drift_detected", "1 when at least one model drift check (accuracy decay, sequential detector) fired, else 0."),
+    ("mlops_model_drift_checks", "Number of model drift checks run."),
+    ("mlops_model_check_drifted", "1 when the check fired, else 0 (label check)."),
+    ("mlops_model_check_decided", "1 when the check had enough data to decide, else 0 (label check)."),
+    ("mlops_model_check_statistic", "The check's statistic: z of the accuracy test, max Page-Hinkley / CUSUM statistic (label check, metric)."),
+    ("mlops_model_check_threshold", "The check's threshold: max_drop for accuracy, lambda (threshold) or h for detectors (label check, metric)."),
+    ("mlops_model_accuracy", "Accuracy of the reference and of the labelled current window (label window)."),
+    ("mlops_model_accuracy_labelled", "Labelled predictions in the current window."),
+    ("mlops_model_sequential_alarms", "Alarms of a sequential detector over the monitored series (label check)."),
+)
+MODEL_RESERVED_LABELS = ("check", "metric", "window")
+
+
+def report_document(result, report_format=REPORT_FORMAT):
     """The JSON report: the public result under a versioned envelope."""
-    return {"format": REPORT_FORMAT, "format_version": REPORT_VERSION, "result": result}
+    return {"format": report_format, "format_version": REPORT_VERSION, "result": result}
 
 
-def render_json(result):
-    return json.dumps(report_document(result), sort_keys=True, indent=2, allow_nan=False) + "\n"
+def render_json(result, report_format=REPORT_FORMAT):
+    return json.dumps(report_document(result, report_format), sort_keys=True, indent=2, allow_nan=False) + "\n"
 
 
 def _escape(value):
@@ -63,14 +79,14 @@ def _number(value):
     return repr(value)
 
 
-def validate_labels(labels):
+def validate_labels(labels, reserved=("feature", "metric", "test", "window")):
     labels = labels or {}
     if not isinstance(labels, dict):
         raise DriftInputError("prometheus_labels: must be a mapping of label name to value")
     for name in labels:
         if not isinstance(name, str) or not _LABEL_NAME.match(name) or name.startswith("__"):
             raise DriftInputError("prometheus_labels: %r is not a valid Prometheus label name" % (name,))
-        if name in ("feature", "metric", "test", "window"):
+        if name in reserved:
             raise DriftInputError("prometheus_labels: label name '%s' is reserved by the drift metrics" % name)
     return dict((k, str(v)) for k, v in labels.items())
 
@@ -107,6 +123,40 @@ def render_prometheus(result, labels=None):
                                                           window="current"))
     lines = []
     for name, help_text in METRICS:
+        lines.append("# HELP %s %s" % (name, help_text))
+        lines.append("# TYPE %s gauge" % name)
+        lines.extend(rows[name])
+    return "\n".join(lines) + "\n"
+
+
+def render_model_prometheus(result, labels=None):
+    """Prometheus text exposition of a model drift result (model_drift.run_model_checks)."""
+    base = validate_labels(labels, MODEL_RESERVED_LABELS)
+
+    def series(name, value, **extra):
+        merged = dict(base)
+        merged.update(extra)
+        text = ",".join('%s="%s"' % (k, _escape(merged[k])) for k in sorted(merged))
+        return "%s{%s} %s" % (name, text, _number(value)) if text else "%s %s" % (name, _number(value))
+
+    rows = dict((name, []) for name, _help in MODEL_METRICS)
+    rows["mlops_model_drift_detected"].append(series("mlops_model_drift_detected", result["drifted"]))
+    rows["mlops_model_drift_checks"].append(series("mlops_model_drift_checks", result["n_checks"]))
+    for name in sorted(result["checks"]):
+        check = result["checks"][name]
+        metric = "z" if check["kind"] == "accuracy" else check["method"]
+        rows["mlops_model_check_drifted"].append(series("mlops_model_check_drifted", check["drifted"], check=name))
+        rows["mlops_model_check_decided"].append(series("mlops_model_check_decided", check["decided"], check=name))
+        rows["mlops_model_check_statistic"].append(series("mlops_model_check_statistic", check["statistic"], check=name, metric=metric))
+        rows["mlops_model_check_threshold"].append(series("mlops_model_check_threshold", check["threshold"], check=name, metric=metric))
+        if check["kind"] == "accuracy":
+            rows["mlops_model_accuracy"].append(series("mlops_model_accuracy", check["reference_accuracy"], window="reference"))
+            rows["mlops_model_accuracy"].append(series("mlops_model_accuracy", check["current_accuracy"], window="current"))
+            rows["mlops_model_accuracy_labelled"].append(series("mlops_model_accuracy_labelled", check["n_current"]))
+        else:
+            rows["mlops_model_sequential_alarms"].append(series("mlops_model_sequential_alarms", len(check["alarms"]), check=name))
+    lines = []
+    for name, help_text in MODEL_METRICS:
         lines.append("# HELP %s %s" % (name, help_text))
         lines.append("# TYPE %s gauge" % name)
         lines.extend(rows[name])

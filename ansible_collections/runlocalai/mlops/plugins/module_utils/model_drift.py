@@ -14,7 +14,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import math
+import os
 
+from .drift_io import JSONL_SUFFIXES, Categories, _flatten, canonical_category, iter_records, read_table, window_files
 from .drift_stats import DriftInputError, require_numpy, require_scipy
 
 try:
@@ -36,17 +38,22 @@ def accuracy_decay(reference_accuracy, reference_rows, correct, rows, max_drop=0
 
     Decays when the drop is at least max_drop and significant (p < alpha): both, so that neither a
     tiny significant drop in a huge window nor a large noisy drop in a tiny one raises an alarm.
+    reference_rows None: the reference accuracy is taken as exact (one-sample z-test,
+    variance p0 (1 - p0) / rows).
     """
     require_scipy()
     if not 0.0 <= reference_accuracy <= 1.0:
         raise DriftInputError("reference_accuracy: must be in [0, 1], got %r" % reference_accuracy)
-    if reference_rows <= 0:
+    if reference_rows is not None and reference_rows <= 0:
         raise DriftInputError("reference_rows: must be a positive integer, got %r" % reference_rows)
     if rows <= 0:
         raise DriftInputError("current: no labelled rows to compute accuracy")
     current = float(correct) / rows
-    pooled = (reference_accuracy * reference_rows + correct) / float(reference_rows + rows)
-    var = pooled * (1 - pooled) * (1.0 / reference_rows + 1.0 / rows)
+    if reference_rows is None:
+        var = reference_accuracy * (1 - reference_accuracy) / float(rows)
+    else:
+        pooled = (reference_accuracy * reference_rows + correct) / float(reference_rows + rows)
+        var = pooled * (1 - pooled) * (1.0 / reference_rows + 1.0 / rows)
     if var <= 0:
         z, p = 0.0, 1.0 if current >= reference_accuracy else 0.0
     else:
@@ -56,7 +63,7 @@ def accuracy_decay(reference_accuracy, reference_rows, correct, rows, max_drop=0
     decayed = bool(drop >= max_drop and p < alpha)
     return {
         "reference_accuracy": float(reference_accuracy), "current_accuracy": current, "drop": drop,
-        "z": float(z), "p_value": p, "n_reference": int(reference_rows), "n_current": int(rows),
+        "z": float(z), "p_value": p, "n_reference": None if reference_rows is None else int(reference_rows), "n_current": int(rows),
         "max_drop": max_drop, "alpha": alpha, "decayed": decayed,
         "rule_detail": "accuracy %.4f -> %.4f (drop %.4f %s %.4f, one-sided p=%.3g %s alpha %s)" % (
             reference_accuracy, current, drop, ">=" if drop >= max_drop else "<", max_drop, p, "<" if p < alpha else ">=", alpha),
@@ -179,3 +186,314 @@ def _sequential(series, direction, min_instances, stat_fn, threshold, info):
     out.update({"detected": bool(alarms), "first_alarm": alarms[0] if alarms else None, "alarms": alarms,
                 "max_statistic": max_stat, "n": int(x.size), "direction": direction, "min_instances": min_instances})
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks an operator runs (drift_check's sibling module model_drift_check and drift_cli model-check)
+# ---------------------------------------------------------------------------------------------
+
+ACCURACY_DEFAULTS = {
+    "current": None, "feedback": None, "predictions": None, "labels": None,
+    "prediction_field": "outputs.prediction", "label_field": "label", "id_field": "request_id",
+    "reference_accuracy": None, "reference_rows": None, "max_drop": 0.05, "alpha": 0.05, "min_labels": 30,
+}
+SEQUENTIAL_DEFAULTS = {
+    "name": None, "series": None, "field": None, "method": "page_hinkley", "direction": None,
+    "delta": 0.005, "threshold": 50.0, "k": 0.5, "h": 5.0, "target": None, "sigma": None, "min_instances": 30,
+}
+DEFAULT_DIRECTION = {"page_hinkley": "up", "cusum": "both"}
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _spec(given, defaults, where):
+    """given dict + defaults (None in given keeps a default); unknown keys fail naming them."""
+    if not isinstance(given, dict):
+        raise DriftInputError("%s: must be a mapping, got %r" % (where, given))
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise DriftInputError("%s: unknown key(s) %s (allowed: %s)" % (where, ", ".join(unknown), ", ".join(sorted(defaults))))
+    out = dict(defaults)
+    out.update((k, v) for k, v in given.items() if v is not None)
+    return out
+
+
+def _number_param(spec, key, where, low=None, high=None, low_open=False, integer=False, optional=False):
+    value = spec[key]
+    if value is None and optional:
+        return
+    ok = isinstance(value, int) and not isinstance(value, bool) if integer else _is_number(value)
+    if ok and isinstance(value, float) and not math.isfinite(value):
+        ok = False
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        bound = "" if low is None else (" > %s" % low if low_open else " >= %s" % low)
+        bound += "" if high is None else " and <= %s" % high
+        raise DriftInputError("%s.%s: must be %s%s, got %r" % (where, key, "an integer" if integer else "a number", bound, value))
+
+
+def _column_list(column):
+    """A table column -> list of Python scalars (None for missing)."""
+    if isinstance(column, Categories):
+        values = column.values
+        return [values[c] if c >= 0 else None for c in column.codes.tolist()]
+    return [None if math.isnan(v) else v for v in column.tolist()]
+
+
+def read_fields(path, fields, what):
+    """Columns `fields` of a serving-window directory, JSON-lines, CSV or Parquet file, as lists of
+    Python scalars (None: missing). Serving records contribute inputs, `outputs.<name>`, `label`,
+    `request_id` and `instance`. Returns (columns, rows, fields present in the source)."""
+    require_numpy()
+    if not path or not os.path.exists(path):
+        raise DriftInputError("%s: no such file or directory: %s" % (what, path))
+    lower = path.lower()
+    if os.path.isdir(path) or lower.endswith(JSONL_SUFFIXES) or lower.endswith(".json"):
+        paths = window_files(path, what) if os.path.isdir(path) else [path]
+        columns = dict((f, []) for f in fields)
+        seen = set()
+        rows = 0
+        for _path, _number, record in iter_records(paths, what):
+            if record is None:
+                continue
+            flat, _inputs = _flatten(record)
+            for name in fields:
+                value = flat.get(name, record.get(name))
+                if value is not None:
+                    seen.add(name)
+                columns[name].append(value)
+            rows += 1
+        if rows == 0:
+            raise DriftInputError("%s: no rows in %s" % (what, path))
+        return columns, rows, seen
+    table = read_table(path, None, None, what=what)
+    if table.rows == 0:
+        raise DriftInputError("%s: no rows in %s" % (what, path))
+    columns = {}
+    for name in fields:
+        columns[name] = _column_list(table.columns[name]) if name in table.columns else [None] * table.rows
+    return columns, table.rows, set(f for f in fields if f in table.columns)
+
+
+def _key(request_id, instance):
+    return canonical_category(request_id), canonical_category(instance)
+
+
+def _join_feedback(spec, where):
+    """Predictions and labels of the accuracy check: inline lists, or a window joined with a feedback file."""
+    info = {}
+    if spec["predictions"] is not None or spec["labels"] is not None:
+        if spec["current"] is not None:
+            raise DriftInputError("%s: give either current or predictions and labels, not both" % where)
+        for key in ("predictions", "labels"):
+            if not isinstance(spec[key], (list, tuple)):
+                raise DriftInputError("%s.%s: must be a list (with %s.%s of the same length)" % (
+                    where, key, where, "labels" if key == "predictions" else "predictions"))
+        if len(spec["predictions"]) != len(spec["labels"]):
+            raise DriftInputError("%s: predictions and labels have different lengths (%d, %d)" % (
+                where, len(spec["predictions"]), len(spec["labels"])))
+        if not spec["predictions"]:
+            raise DriftInputError("%s.predictions: the list is empty" % where)
+        info.update(source="inline", rows=len(spec["predictions"]))
+        return list(spec["predictions"]), list(spec["labels"]), info
+    if spec["current"] is None:
+        raise DriftInputError("%s: current (a serving window or data file) or predictions and labels is required" % where)
+    pred_f, label_f, id_f = spec["prediction_field"], spec["label_field"], spec["id_field"]
+    cols, rows, present = read_fields(spec["current"], [pred_f, label_f, id_f, "instance"], where + ".current")
+    if pred_f not in present:
+        raise DriftInputError("%s.current: no '%s' values in %s (set %s.prediction_field)" % (where, pred_f, spec["current"], where))
+    predictions = cols[pred_f]
+    labels = list(cols[label_f])
+    info.update(source=spec["current"], rows=rows, embedded_labels=sum(v is not None for v in labels))
+    if spec["feedback"] is None:
+        if label_f not in present:
+            raise DriftInputError("%s.current: no '%s' values in %s; give %s.feedback (labels joined by %s)" % (
+                where, label_f, spec["current"], where, id_f))
+        return predictions, labels, info
+    if id_f not in present:
+        raise DriftInputError("%s.current: no '%s' values in %s to join the feedback on (set %s.id_field)" % (where, id_f, spec["current"], where))
+    feedback, duplicates, fb_rows = _read_feedback(spec["feedback"], id_f, label_f, where + ".feedback")
+    window_keys = set()
+    joined = unjoinable = 0
+    for i in range(rows):
+        if cols[id_f][i] is None:
+            unjoinable += 1
+            continue
+        key = _key(cols[id_f][i], cols["instance"][i])
+        window_keys.add(key)
+        if key in feedback:
+            labels[i] = feedback[key]
+            joined += 1
+    info.update(feedback=spec["feedback"], feedback_rows=fb_rows, feedback_duplicates=duplicates, joined=joined,
+                unjoinable=unjoinable, orphan_feedback=sum(1 for k in feedback if k not in window_keys))
+    return predictions, labels, info
+
+
+def _read_feedback(path, id_f, label_f, what):
+    """Feedback file or directory (JSON lines, or CSV/Parquet): request id (+ optional instance) -> label.
+    A later line for the same request wins (corrections are appended)."""
+    cols, rows, present = read_fields(path, [id_f, "instance", label_f], what)
+    for name in (id_f, label_f):
+        if name not in present:
+            raise DriftInputError("%s: no '%s' values in %s" % (what, name, path))
+    out = {}
+    duplicates = 0
+    for i in range(rows):
+        if cols[id_f][i] is None:
+            raise DriftInputError("%s: record %d of %s has no '%s'" % (what, i + 1, path, id_f))
+        if cols[label_f][i] is None:
+            continue
+        key = _key(cols[id_f][i], cols["instance"][i])
+        duplicates += key in out
+        out[key] = cols[label_f][i]
+    return out, duplicates, rows
+
+
+def check_accuracy(given, where="accuracy"):
+    """Accuracy decay of a labelled window against a reference accuracy (see accuracy_decay)."""
+    spec = _spec(given, ACCURACY_DEFAULTS, where)
+    if spec["reference_accuracy"] is None:
+        raise DriftInputError("%s.reference_accuracy: required (accuracy of the model on its reference data, in [0, 1])" % where)
+    _number_param(spec, "reference_accuracy", where, 0, 1)
+    _number_param(spec, "reference_rows", where, 0, low_open=True, integer=True, optional=True)
+    _number_param(spec, "max_drop", where, 0, 1)
+    _number_param(spec, "alpha", where, 0, 1, low_open=True)
+    _number_param(spec, "min_labels", where, 1, integer=True)
+    for key in ("prediction_field", "label_field", "id_field"):
+        if not isinstance(spec[key], str) or not spec[key]:
+            raise DriftInputError("%s.%s: must be a non-empty string" % (where, key))
+    predictions, labels, info = _join_feedback(spec, where)
+    correct, labelled = count_correct(predictions, labels)
+    info.update(predictions=sum(p is not None for p in predictions), labelled=labelled)
+    out = {"check": "accuracy", "kind": "accuracy", "labels": info, "threshold": spec["max_drop"], "alpha": spec["alpha"],
+           "min_labels": spec["min_labels"], "reference_accuracy": float(spec["reference_accuracy"]),
+           "n_reference": spec["reference_rows"], "n_current": labelled, "warnings": []}
+    if labelled < spec["min_labels"]:
+        out.update(drifted=False, decided=False, rule="insufficient_labels", statistic=None, p_value=None,
+                   current_accuracy=float(correct) / labelled if labelled else None,
+                   rule_detail="%d labelled predictions < min_labels %d: not decided" % (labelled, spec["min_labels"]))
+        out["warnings"].append("%s: only %d labelled predictions (min_labels %d); accuracy not judged" % (where, labelled, spec["min_labels"]))
+        return out
+    decay = accuracy_decay(spec["reference_accuracy"], spec["reference_rows"], correct, labelled, spec["max_drop"], spec["alpha"])
+    out.update(drifted=decay["decayed"], decided=True, rule="accuracy_decay", statistic=decay["z"], p_value=decay["p_value"],
+               current_accuracy=decay["current_accuracy"], drop=decay["drop"], correct=int(correct),
+               test="z_2prop" if spec["reference_rows"] else "z_1prop", rule_detail=decay["rule_detail"])
+    return out
+
+
+def _series_values(spec, where):
+    series = spec["series"]
+    if isinstance(series, (list, tuple)):
+        for i, value in enumerate(series):
+            if value is not None and not _is_number(value):
+                raise DriftInputError("%s.series[%d]: not a number: %r" % (where, i, value))
+        values = [float("nan") if v is None else float(v) for v in series]
+        return np.asarray(values, dtype=np.float64), "inline"
+    if not isinstance(series, str) or not series:
+        raise DriftInputError("%s.series: required, a list of numbers or a data file / serving-window directory" % where)
+    field = spec["field"]
+    what = where + ".series"
+    if field is None:
+        table = read_table(series, None, None, what=what)
+        names = list(table.columns)
+        if len(names) != 1:
+            raise DriftInputError("%s.field: required when the series file has several columns (%s has: %s)" % (
+                where, series, ", ".join(names)))
+        field = names[0]
+    if not isinstance(field, str):
+        raise DriftInputError("%s.field: must be a column name, got %r" % (where, field))
+    table = read_table(series, [field], {field: "numeric"}, what=what)
+    column = table.columns[field]
+    if isinstance(column, Categories):  # only missing values
+        column = np.full(len(column), np.nan)
+    if np.isinf(column).any():
+        raise DriftInputError("feature '%s': infinite value in %s (row %d)" % (field, series, int(np.flatnonzero(np.isinf(column))[0]) + table.row_offset))
+    return column, series
+
+
+def check_sequential(given, index=0, where=None):
+    """One sequential detector (Page-Hinkley or CUSUM) over a monitored series."""
+    where = where or "sequential[%d]" % index
+    spec = _spec(given, SEQUENTIAL_DEFAULTS, where)
+    method = spec["method"]
+    if method not in DETECTORS:
+        raise DriftInputError("%s.method: must be one of %s, got %r" % (where, ", ".join(DETECTORS), method))
+    direction = spec["direction"] or DEFAULT_DIRECTION[method]
+    if direction not in DIRECTIONS:
+        raise DriftInputError("%s.direction: must be one of %s, got %r" % (where, ", ".join(DIRECTIONS), direction))
+    _number_param(spec, "min_instances", where, 1, integer=True)
+    if method == "page_hinkley":
+        _number_param(spec, "delta", where, 0)
+        _number_param(spec, "threshold", where, 0, low_open=True)
+    else:
+        _number_param(spec, "k", where, 0)
+        _number_param(spec, "h", where, 0, low_open=True)
+        _number_param(spec, "target", where, optional=True)
+        _number_param(spec, "sigma", where, 0, low_open=True, optional=True)
+    values, source = _series_values(spec, where)
+    name = spec["name"] or "%s:%s" % (method, spec["field"] or index)
+    present = int(np.count_nonzero(~np.isnan(values)))
+    if present == 0:
+        raise DriftInputError("%s.series: no values in %s" % (where, source))
+    out = {"check": name, "kind": "sequential", "method": method, "source": source, "field": spec["field"], "warnings": [],
+           "rows": int(values.size), "n": present}
+    if present < spec["min_instances"]:
+        threshold = spec["threshold"] if method == "page_hinkley" else spec["h"]
+        out.update(drifted=False, decided=False, rule="insufficient_values", statistic=None, threshold=threshold, alarms=[],
+                   first_alarm=None, last_alarm=None, direction=direction, min_instances=spec["min_instances"],
+                   rule_detail="%d values < min_instances %d: not decided" % (present, spec["min_instances"]))
+        out["warnings"].append("%s (%s): only %d values (min_instances %d); no detection" % (where, name, present, spec["min_instances"]))
+        return out
+    if method == "page_hinkley":
+        res = page_hinkley(values, delta=spec["delta"], threshold=spec["threshold"], min_instances=spec["min_instances"], direction=direction)
+        threshold, params = spec["threshold"], "delta %s, threshold %s" % (spec["delta"], spec["threshold"])
+    else:
+        res = cusum(values, target=spec["target"], sigma=spec["sigma"], k=spec["k"], h=spec["h"],
+                    min_instances=spec["min_instances"], direction=direction)
+        threshold = spec["h"]
+        params = "k %s, h %s, target %.6g, sigma %.6g" % (spec["k"], spec["h"], res["target"], res["sigma"])
+    res = dict((k, float(v) if isinstance(v, float) or type(v).__module__ == "numpy" else v) for k, v in res.items())
+    out.update(res)
+    out.update(drifted=res["detected"], decided=True, rule=method, statistic=res["max_statistic"], threshold=threshold,
+               last_alarm=res["alarms"][-1] if res["alarms"] else None)
+    if res["detected"]:
+        out["rule_detail"] = "%s (%s, %s): %d alarm(s), first at value %d of %d (statistic > %s)" % (
+            method, params, direction, len(res["alarms"]), res["first_alarm"], present, threshold)
+    else:
+        out["rule_detail"] = "%s (%s, %s): no alarm in %d values (max statistic %.4g <= %s)" % (
+            method, params, direction, present, res["max_statistic"], threshold)
+    return out
+
+
+def run_model_checks(accuracy=None, sequential=None):
+    """Accuracy decay and/or sequential detectors. Returns a JSON-ready result:
+    drifted, failures (one line per drifted check), checks (name -> details), summary, warnings."""
+    require_numpy()
+    if accuracy is None and not sequential:
+        raise DriftInputError("accuracy or sequential: at least one check is required")
+    if sequential is not None and not isinstance(sequential, (list, tuple)):
+        sequential = [sequential]
+    checks = []
+    if accuracy is not None:
+        checks.append(check_accuracy(accuracy))
+    for i, item in enumerate(sequential or []):
+        checks.append(check_sequential(item, i))
+    by_name = {}
+    for check in checks:
+        if check["check"] in by_name:
+            raise DriftInputError("sequential: check name '%s' is used twice (set name)" % check["check"])
+        by_name[check["check"]] = check
+    failures = ["%s: %s" % (c["check"], c["rule_detail"]) for c in checks if c["drifted"]]
+    warnings = [w for c in checks for w in c["warnings"]]
+    drifted = [c["check"] for c in checks if c["drifted"]]
+    if drifted:
+        summary = "model drift in %d of %d checks: %s" % (len(drifted), len(checks), "; ".join(failures))
+    else:
+        summary = "no model drift in %d checks (%d decided)" % (len(checks), sum(c["decided"] for c in checks))
+    return {"drifted": bool(drifted), "drifted_checks": drifted, "n_checks": len(checks), "failures": failures,
+            "checks": by_name, "summary": summary, "warnings": warnings}

@@ -125,3 +125,74 @@ def test_runs_copied_into_another_package_without_ansible(data, tmp_path):
     assert json.loads(proc.stdout)["drifted_features"] == ["x"]
     proc = _run(["-m", "mlops_drift.drift_cli", "--help"], cwd=str(tmp_path), env=env)
     assert proc.returncode == 0 and "write-profile-artifact" in proc.stdout
+
+
+def write_model_window(directory, rows=600, accuracy=0.8, seed=5):
+    """Serving window with confidence stepping down by 0.1 at row 400, and a feedback file of labels."""
+    os.makedirs(str(directory))
+    rng = np.random.default_rng(seed)
+    conf = rng.normal(0.9, 0.03, rows)
+    conf[400:] -= 0.1
+    feedback = str(directory) + ".feedback.jsonl"
+    with open(os.path.join(str(directory), "window-2026112710.jsonl"), "w") as win, open(feedback, "w") as fb:
+        for i in range(rows):
+            pred = int(rng.integers(0, 2))
+            win.write(json.dumps({"inputs": {"x": 1}, "outputs": {"prediction": pred, "confidence": float(conf[i])},
+                                  "request_id": "r%d" % i, "ts": "2026-11-27T10:00:00Z"}) + "\n")
+            fb.write(json.dumps({"request_id": "r%d" % i, "label": pred if rng.random() < accuracy else 1 - pred}) + "\n")
+    return str(directory), feedback
+
+
+def test_model_check_accuracy_and_page_hinkley_idempotent_and_exit_codes(tmp_path):
+    window, feedback = write_model_window(tmp_path / "w")
+    report, prom = str(tmp_path / "m.json"), str(tmp_path / "m.prom")
+    argv = ["model-check", "--predictions", window, "--feedback", feedback, "--reference-accuracy", "0.92",
+            "--series", window, "--field", "outputs.confidence", "--direction", "down", "--delta", "0.01", "--threshold", "1",
+            "--report", report, "--textfile", prom, "--label", "model=churn"]
+    code, out, err = cli(argv)
+    assert code == drift_cli.EXIT_OK, err
+    assert out["drifted"] and out["drifted_checks"] == ["accuracy", "page_hinkley:outputs.confidence"] and len(out["failures"]) == 2
+    assert out["checks"]["accuracy"]["rule"] == "accuracy_decay" and out["checks"]["accuracy"]["threshold"] == 0.05
+    assert out["checks"]["page_hinkley:outputs.confidence"]["threshold"] == 1.0 and sorted(out["written"]) == sorted([report, prom])
+    assert json.load(open(report))["result"]["checks"]["page_hinkley:outputs.confidence"]["first_alarm"] >= 400
+    code, out, err = cli(argv + ["--fail-on-drift"])
+    assert code == drift_cli.EXIT_DRIFT and out["written"] == [] and not out["changed"] and "model drift in 2 of 2" in err
+    code, _out, err = cli(["model-check", "--predictions", window, "--reference-accuracy", "0.9"])
+    assert code == drift_cli.EXIT_BAD_INPUT and "accuracy.current: no 'label' values" in err
+    code, _out, err = cli(["model-check", "--feedback", feedback])
+    assert code == drift_cli.EXIT_BAD_INPUT and "--reference-accuracy: required" in err
+
+
+def test_model_check_spec_file_with_two_detectors_check_only(tmp_path):
+    window, _feedback = write_model_window(tmp_path / "w")
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"sequential": [
+        {"name": "conf_ph", "series": window, "field": "outputs.confidence", "direction": "down", "delta": 0.01, "threshold": 1},
+        {"name": "conf_cusum", "series": window, "field": "outputs.confidence", "method": "cusum", "target": 0.9, "sigma": 0.03,
+         "h": 10, "direction": "up"}]}))
+    report = str(tmp_path / "m.json")
+    code, out, err = cli(["model-check", "--spec", str(spec), "--report", report, "--check-only"])
+    assert code == drift_cli.EXIT_OK, err
+    assert out["drifted_checks"] == ["conf_ph"] and out["checks"]["conf_cusum"]["drifted"] is False
+    assert out["written"] == [report] and not os.path.exists(report)
+    spec.write_text("{not json")
+    code, _out, err = cli(["model-check", "--spec", str(spec)])
+    assert code == drift_cli.EXIT_BAD_INPUT and "--spec: cannot read" in err
+
+
+def test_model_check_copied_into_another_package_without_ansible(tmp_path):
+    window, feedback = write_model_window(tmp_path / "w", accuracy=0.92)
+    package = tmp_path / "site" / "mlops_drift"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    for path in glob.glob(os.path.join(MODULE_UTILS, "drift_*.py")):
+        shutil.copy(path, str(package))
+    code = "import sys\nfrom mlops_drift import drift_cli\nsys.exit(drift_cli.main(sys.argv[1:]))\n"
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "site"))
+    argv = ["-c", code, "model-check", "--predictions", window, "--feedback", feedback, "--reference-accuracy", "0.92"]
+    proc = _run(argv, cwd=str(tmp_path), env=env)
+    assert proc.returncode == drift_cli.EXIT_BAD_INPUT and "model_drift.py is not installed" in proc.stderr
+    shutil.copy(os.path.join(MODULE_UTILS, "model_drift.py"), str(package))
+    proc = _run(argv, cwd=str(tmp_path), env=env)
+    assert proc.returncode == drift_cli.EXIT_OK, proc.stderr
+    assert json.loads(proc.stdout)["drifted"] is False

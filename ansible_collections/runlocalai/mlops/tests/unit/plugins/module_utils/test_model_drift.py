@@ -80,3 +80,181 @@ def test_cusum_matches_naive_loop_and_detects_one_sd_shift():
     assert not md.cusum(rng.normal(10, 2, 300), target=10, sigma=2)["detected"]
     with pytest.raises(DriftInputError, match="direction"):
         md.cusum(x, direction="sideways")
+
+
+# ---------------------------------------------------------------------------------------------
+# run_model_checks: what model_drift_check and `drift_cli model-check` call
+# ---------------------------------------------------------------------------------------------
+
+import json  # noqa: E402
+import os  # noqa: E402
+
+
+def write_window(directory, predictions, ids, confidences=None, labels=None, per_file=500):
+    """A serving window: JSON-lines files of serving records, split into hourly files."""
+    os.makedirs(directory, exist_ok=True)
+    for start in range(0, len(predictions), per_file):
+        with open(os.path.join(directory, "window-20261127%02d.jsonl" % (start // per_file)), "w") as handle:
+            for i in range(start, min(start + per_file, len(predictions))):
+                outputs = {"prediction": predictions[i]}
+                if confidences is not None:
+                    outputs["confidence"] = confidences[i]
+                record = {"inputs": {"x": 1.0}, "outputs": outputs, "ts": "2026-11-27T10:00:00Z"}
+                if ids[i] is not None:
+                    record["request_id"] = ids[i]
+                if labels is not None and labels[i] is not None:
+                    record["label"] = labels[i]
+                handle.write(json.dumps(record) + "\n")
+    return str(directory)
+
+
+def write_feedback(path, rows):
+    with open(str(path), "w") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+    return str(path)
+
+
+def labelled_window(tmp_path, accuracy, rows=2000, labelled=1500, seed=0):
+    """Predictions 0/1 in a window, feedback labels for the first `labelled` requests with the given accuracy."""
+    rng = np.random.default_rng(seed)
+    preds = rng.integers(0, 2, rows).tolist()
+    ids = ["req-%05d" % i for i in range(rows)]
+    correct = rng.random(labelled) < accuracy
+    feedback = [{"request_id": ids[i], "label": preds[i] if correct[i] else 1 - preds[i]} for i in range(labelled)]
+    feedback.append({"request_id": "req-from-another-window", "label": 1})
+    window = write_window(str(tmp_path / "window"), preds, ids)
+    return window, write_feedback(tmp_path / "feedback.jsonl", feedback), float(correct.mean())
+
+
+def test_accuracy_decay_from_window_joined_with_feedback(tmp_path):
+    window, feedback, actual = labelled_window(tmp_path, accuracy=0.80)
+    out = md.run_model_checks(accuracy={"current": window, "feedback": feedback, "reference_accuracy": 0.92, "reference_rows": 10000})
+    check = out["checks"]["accuracy"]
+    assert out["drifted"] and out["drifted_checks"] == ["accuracy"] and check["rule"] == "accuracy_decay"
+    assert check["current_accuracy"] == pytest.approx(actual) and abs(actual - 0.80) < 0.03
+    assert check["labels"]["rows"] == 2000 and check["labels"]["joined"] == 1500 and check["n_current"] == 1500
+    assert check["labels"]["orphan_feedback"] == 1 and check["labels"]["unjoinable"] == 0
+    assert check["test"] == "z_2prop" and check["threshold"] == 0.05 and check["p_value"] < 1e-10
+    assert out["failures"] == ["accuracy: " + check["rule_detail"]]
+    json.dumps(out, allow_nan=False)  # JSON-ready
+
+
+def test_stable_accuracy_passes_and_small_noisy_drop_passes(tmp_path):
+    window, feedback, actual = labelled_window(tmp_path, accuracy=0.92, seed=1)
+    out = md.run_model_checks(accuracy={"current": window, "feedback": feedback, "reference_accuracy": 0.92})
+    assert not out["drifted"] and out["failures"] == [] and abs(out["checks"]["accuracy"]["drop"]) < 0.03
+    # 40 labels, 0.10 below: large but not significant at alpha 0.01 -> not decayed
+    small = md.check_accuracy({"predictions": [1] * 40, "labels": [1] * 33 + [0] * 7, "reference_accuracy": 0.925,
+                               "reference_rows": 400, "alpha": 0.01})
+    assert small["drop"] == pytest.approx(0.1) and small["p_value"] > 0.01 and not small["drifted"]
+
+
+def test_accuracy_labels_in_the_window_feedback_wins_and_batch_instances(tmp_path):
+    ids = ["a", "b", "c", "c"]
+    window = write_window(str(tmp_path / "w"), ["x", "y", "x", "y"], ids, labels=["x", "x", None, None])
+    with open(os.path.join(window, "window-2026112700.jsonl")) as handle:
+        records = [json.loads(line) for line in handle]
+    records[2]["instance"], records[3]["instance"] = 0, 1
+    with open(os.path.join(window, "window-2026112700.jsonl"), "w") as handle:
+        handle.write("".join(json.dumps(r) + "\n" for r in records))
+    embedded = md.check_accuracy({"current": window, "reference_accuracy": 0.9, "min_labels": 1})
+    assert embedded["n_current"] == 2 and embedded["current_accuracy"] == 0.5
+    feedback = write_feedback(tmp_path / "fb.jsonl", [{"request_id": "b", "label": "x"}, {"request_id": "b", "label": "y"},
+                                                      {"request_id": "c", "instance": 1, "label": "y"}])
+    joined = md.check_accuracy({"current": window, "feedback": feedback, "reference_accuracy": 0.9, "min_labels": 1})
+    # a: embedded x (correct); b: feedback, later line y wins (correct); c/0: no label; c/1: y (correct)
+    assert joined["n_current"] == 3 and joined["current_accuracy"] == 1.0
+    assert joined["labels"]["feedback_duplicates"] == 1 and joined["labels"]["joined"] == 2
+
+
+def test_too_few_labels_is_not_decided_and_warns():
+    out = md.run_model_checks(accuracy={"predictions": [1, 0, 1], "labels": [0, 1, None], "reference_accuracy": 0.9})
+    check = out["checks"]["accuracy"]
+    assert not out["drifted"] and not check["decided"] and check["rule"] == "insufficient_labels"
+    assert check["n_current"] == 2 and out["warnings"] and "min_labels 30" in out["warnings"][0]
+
+
+def step_series(seed, before=1000, after=300, level=0.9, drop=0.1, sd=0.05):
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.normal(level, sd, before), rng.normal(level - drop, sd, after)])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_page_hinkley_check_finds_a_confidence_drop_within_60_values_and_not_in_a_stationary_series(seed):
+    params = {"method": "page_hinkley", "direction": "down", "delta": 0.01, "threshold": 2.0}
+    step = md.check_sequential(dict(params, series=step_series(seed).tolist()))
+    # statistic grows by about drop - delta = 0.09 a value after the change: 2 / 0.09 = 22 values expected
+    assert step["drifted"] and 1000 <= step["first_alarm"] < 1060, step["rule_detail"]
+    flat = md.check_sequential(dict(params, series=step_series(100 + seed, before=2000, after=0).tolist()))
+    assert not flat["drifted"] and flat["alarms"] == [] and flat["statistic"] < 2.0
+    assert flat["threshold"] == 2.0 and flat["rule"] == "page_hinkley" and flat["decided"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_cusum_check_finds_a_one_sd_shift_within_50_values_and_not_in_a_stationary_series(seed):
+    # k=0.5, h=10: in-control run length about 1.4e5 values (Siegmund), so 1000 values rarely alarm
+    params = {"method": "cusum", "direction": "up", "target": 0.0, "sigma": 1.0, "k": 0.5, "h": 10.0}
+    rng = np.random.default_rng(seed)
+    step = md.check_sequential(dict(params, series=np.concatenate([rng.normal(0, 1, 1000), rng.normal(1, 1, 200)]).tolist()))
+    # Siegmund: about 20 values expected for a 1 sd shift
+    assert step["drifted"] and 1000 <= step["first_alarm"] < 1050, step["rule_detail"]
+    flat = md.check_sequential(dict(params, series=rng.normal(0, 1, 1000).tolist()))
+    assert not flat["drifted"] and flat["statistic"] < 10.0 and flat["threshold"] == 10.0
+
+
+def test_sequential_series_from_a_serving_window_field(tmp_path):
+    conf = step_series(3, before=600, after=200).tolist()
+    window = write_window(str(tmp_path / "w"), [1] * 800, ["r%d" % i for i in range(800)], confidences=conf, per_file=300)
+    out = md.run_model_checks(sequential=[{"name": "confidence", "series": window, "field": "outputs.confidence",
+                                           "direction": "down", "delta": 0.01, "threshold": 2.0}])
+    check = out["checks"]["confidence"]
+    assert out["drifted"] and check["n"] == 800 and check["source"] == window and 600 <= check["first_alarm"] < 660
+    short = md.run_model_checks(sequential={"series": [1.0, 2.0, None], "min_instances": 30})
+    assert not short["drifted"] and short["checks"]["page_hinkley:0"]["rule"] == "insufficient_values" and short["warnings"]
+
+
+@pytest.mark.parametrize("accuracy, sequential, message", [
+    (None, None, "accuracy or sequential: at least one check"),
+    ({"current": "/nonexistent/w", "reference_accuracy": 0.9}, None, "accuracy.current: no such file or directory: /nonexistent/w"),
+    ({"predictions": [1], "labels": [1]}, None, "accuracy.reference_accuracy: required"),
+    ({"predictions": [1], "labels": [1], "reference_accuracy": 1.5}, None, r"accuracy.reference_accuracy: must be a number >= 0 and <= 1, got 1.5"),
+    ({"predictions": [1], "labels": [1], "reference_accuracy": 0.9, "max_drop": -0.1}, None, "accuracy.max_drop"),
+    ({"predictions": [1], "labels": [1], "reference_accuracy": 0.9, "alpha": 0}, None, "accuracy.alpha"),
+    ({"predictions": [1, 2], "labels": [1], "reference_accuracy": 0.9}, None, "predictions and labels have different lengths"),
+    ({"predictions": [1], "labels": [1], "reference_accuracy": 0.9, "tolerance": 1}, None, r"accuracy: unknown key\(s\) tolerance"),
+    (None, [{"series": [1.0, "high"]}], r"sequential\[0\].series\[1\]: not a number: 'high'"),
+    (None, [{"series": [1.0] * 40, "method": "adwin"}], r"sequential\[0\].method: must be one of page_hinkley, cusum"),
+    (None, [{"series": [1.0] * 40, "threshold": 0}], r"sequential\[0\].threshold: must be a number > 0"),
+    (None, [{"series": [1.0] * 40, "method": "cusum", "sigma": -1}], r"sequential\[0\].sigma"),
+    (None, [{"series": [None, None]}], r"sequential\[0\].series: no values"),
+    (None, [{"series": [1.0] * 40}, {"series": [1.0] * 40, "name": "page_hinkley:0"}], "check name 'page_hinkley:0' is used twice"),
+    (None, [{"series": None}], r"sequential\[0\].series: required"),
+])
+def test_bad_input_names_the_parameter(accuracy, sequential, message):
+    with pytest.raises(DriftInputError, match=message):
+        md.run_model_checks(accuracy, sequential)
+
+
+def test_bad_files_name_the_parameter_and_file(tmp_path):
+    window = write_window(str(tmp_path / "w"), [1, 0], ["a", "b"], confidences=[0.5, 0.6])
+    fb_no_id = write_feedback(tmp_path / "fb.jsonl", [{"label": 1}])
+    with pytest.raises(DriftInputError, match="accuracy.feedback: no 'request_id' values in .*fb.jsonl"):
+        md.check_accuracy({"current": window, "feedback": fb_no_id, "reference_accuracy": 0.9})
+    with pytest.raises(DriftInputError, match="accuracy.current: no 'label' values in .*give accuracy.feedback"):
+        md.check_accuracy({"current": window, "reference_accuracy": 0.9})
+    with pytest.raises(DriftInputError, match="accuracy.current: no 'outputs.score' values .*set accuracy.prediction_field"):
+        md.check_accuracy({"current": window, "reference_accuracy": 0.9, "prediction_field": "outputs.score"})
+    with pytest.raises(DriftInputError, match=r"sequential\[0\].series: column 'outputs.latency' not found"):
+        md.check_sequential({"series": window, "field": "outputs.latency"})
+    csv_path = tmp_path / "s.csv"
+    csv_path.write_text("a,b\n1,2\n")
+    with pytest.raises(DriftInputError, match=r"sequential\[0\].field: required when the series file has several columns"):
+        md.check_sequential({"series": str(csv_path)})
+    csv_path.write_text("latency\n1.5\nslow\n")
+    with pytest.raises(DriftInputError, match="feature 'latency': non-numeric value 'slow'"):
+        md.check_sequential({"series": str(csv_path)})
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DriftInputError, match="accuracy.current: directory .*empty has no serving-window files"):
+        md.check_accuracy({"current": str(empty), "reference_accuracy": 0.9})
