@@ -113,9 +113,21 @@ def test_runs_copied_into_another_package_without_ansible(data, tmp_path):
     for path in glob.glob(os.path.join(MODULE_UTILS, "drift_*.py")):
         shutil.copy(path, str(package))
         assert "ansible" not in "".join(line for line in open(path) if line.lstrip().startswith(("import ", "from ")))
-    code = ("import json, sys\n"
+    # One interpreter (each start costs seconds under load): `python -m mlops_drift.drift_cli check ...` run
+    # through runpy exactly as -m does, then --help, then the check that nothing of Ansible was imported.
+    code = ("import contextlib, io, runpy, sys\n"
+            "try:\n"
+            "    runpy.run_module('mlops_drift.drift_cli', run_name='__main__', alter_sys=True)\n"
+            "except SystemExit as exc:\n"
+            "    rc = exc.code\n"
             "from mlops_drift import drift_cli\n"
-            "rc = drift_cli.main(sys.argv[1:])\n"
+            "buf = io.StringIO()\n"
+            "with contextlib.redirect_stdout(buf):\n"
+            "    try:\n"
+            "        drift_cli.main(['--help'])\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "sys.stderr.write('HELP:' + buf.getvalue())\n"
             "assert not [m for m in sys.modules if m.split('.')[0] in ('ansible', 'ansible_collections')], 'ansible imported'\n"
             "sys.exit(rc)\n")
     env = dict(os.environ, PYTHONPATH=str(tmp_path / "site"))
@@ -123,8 +135,7 @@ def test_runs_copied_into_another_package_without_ansible(data, tmp_path):
                 cwd=str(tmp_path), env=env)
     assert proc.returncode == drift_cli.EXIT_DRIFT, proc.stderr
     assert json.loads(proc.stdout)["drifted_features"] == ["x"]
-    proc = _run(["-m", "mlops_drift.drift_cli", "--help"], cwd=str(tmp_path), env=env)
-    assert proc.returncode == 0 and "write-profile-artifact" in proc.stdout
+    assert "HELP:usage: drift_cli" in proc.stderr and "write-profile-artifact" in proc.stderr
 
 
 def write_model_window(directory, rows=600, accuracy=0.8, seed=5):
@@ -187,12 +198,19 @@ def test_model_check_copied_into_another_package_without_ansible(tmp_path):
     (package / "__init__.py").write_text("")
     for path in glob.glob(os.path.join(MODULE_UTILS, "drift_*.py")):
         shutil.copy(path, str(package))
-    code = "import sys\nfrom mlops_drift import drift_cli\nsys.exit(drift_cli.main(sys.argv[1:]))\n"
+    # One interpreter: model-check without model_drift.py (bad input), then with it copied in.
+    code = ("import importlib, io, shutil, sys\n"
+            "from mlops_drift import drift_cli\n"
+            "first = drift_cli.main(sys.argv[2:], stdout=io.StringIO())\n"
+            "shutil.copy(sys.argv[1], %r)\n"
+            "importlib.invalidate_caches()\n"
+            "second = drift_cli.main(sys.argv[2:])\n"
+            "assert not [m for m in sys.modules if m.split('.')[0] in ('ansible', 'ansible_collections')], 'ansible imported'\n"
+            "sys.exit(10 * first + second)\n" % str(package))
     env = dict(os.environ, PYTHONPATH=str(tmp_path / "site"))
-    argv = ["-c", code, "model-check", "--predictions", window, "--feedback", feedback, "--reference-accuracy", "0.92"]
+    argv = ["-c", code, os.path.join(MODULE_UTILS, "model_drift.py"),
+            "model-check", "--predictions", window, "--feedback", feedback, "--reference-accuracy", "0.92"]
     proc = _run(argv, cwd=str(tmp_path), env=env)
-    assert proc.returncode == drift_cli.EXIT_BAD_INPUT and "model_drift.py is not installed" in proc.stderr
-    shutil.copy(os.path.join(MODULE_UTILS, "model_drift.py"), str(package))
-    proc = _run(argv, cwd=str(tmp_path), env=env)
-    assert proc.returncode == drift_cli.EXIT_OK, proc.stderr
+    assert proc.returncode == 10 * drift_cli.EXIT_BAD_INPUT + drift_cli.EXIT_OK, proc.stderr
+    assert "model_drift.py is not installed" in proc.stderr
     assert json.loads(proc.stdout)["drifted"] is False
