@@ -4,18 +4,21 @@ SHELL := /bin/bash
 VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
-# Scenarios `make test-molecule` runs; override to run one: make test-molecule SCENARIOS=runtime
-SCENARIOS ?= runtime
+# Scenarios `make test-molecule` runs (empty: all under molecule/), and how
+# many at once; e.g. make test-molecule SCENARIOS=runtime MOLECULE_JOBS=1
+SCENARIOS ?=
+MOLECULE_JOBS ?= 2
 LAB_HOSTS ?= 1
 LAB_RELEASE ?= bookworm
 
-.PHONY: help setup test test-lint test-sanity test-build test-unit test-molecule demo lab-up lab-down clean
+.PHONY: help setup test test-lint test-sanity test-build test-unit test-terraform test-molecule demo lab-up lab-down clean
 
 help:
 	@echo "make setup          install what the demo and tests need (idempotent)"
 	@echo "make demo           set up, start the lab host(s), converge playbooks/site.yml"
 	@echo "make test           setup + lint + ansible-test sanity + build + unit + molecule"
 	@echo "make test-unit      unit tests only (fast)"
+	@echo "make test-terraform terraform fmt, checkov, Terraform tests"
 	@echo "make test-lint      yamllint and ansible-lint only"
 	@echo "make test-molecule  molecule scenarios only (SCENARIOS=\"$(SCENARIOS)\")"
 	@echo "make lab-up / lab-down   start / remove LAB_HOSTS=$(LAB_HOSTS) systemd lab hosts ($(LAB_RELEASE))"
@@ -24,7 +27,7 @@ setup:
 	@scripts/setup.sh
 
 test: setup
-	@scripts/test.sh all
+	@SCENARIOS="$(SCENARIOS)" MOLECULE_JOBS=$(MOLECULE_JOBS) scripts/test.sh all
 
 test-lint: setup
 	@scripts/test.sh lint
@@ -38,8 +41,11 @@ test-build: setup
 test-unit: setup
 	@scripts/test.sh unit
 
+test-terraform: setup
+	@scripts/test.sh terraform
+
 test-molecule: setup
-	@SCENARIOS="$(SCENARIOS)" scripts/test.sh molecule
+	@SCENARIOS="$(SCENARIOS)" MOLECULE_JOBS=$(MOLECULE_JOBS) scripts/test.sh molecule
 
 lab-up: setup
 	ansible-playbook playbooks/lab.yml -e lab_state=up -e lab_host_count=$(LAB_HOSTS) -e lab_release=$(LAB_RELEASE)

@@ -4,9 +4,10 @@
 # nothing and says so.
 #   1. system packages (docker.io, debootstrap, ...) via apt, with sudo when not root
 #   2. a Docker engine that answers (started when none does)
-#   3. .venv with requirements.txt (rebuilt when requirements.txt changes)
+#   3. .venv with requirements.txt (rebuilt when requirements.txt changes), then
+#      Terraform and a checkov virtualenv (scripts/setup-terraform.sh)
 #   4. the lab base images, Debian 12 and 13 (rebuilt when their recipe changes)
-#   5. the wheelhouse for lab hosts, Python 3.11 and 3.13 (when requirements-hosts.txt changes)
+#   5. the wheelhouse for lab hosts, Python 3.11 and 3.13 (when requirements-hosts*.txt change)
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -60,6 +61,13 @@ if [ "$(cat "$venv_stamp" 2>/dev/null)" != "$venv_want" ]; then
   did=1
 fi
 
+# --- 3b. Terraform binary and checkov (their own script, silent when in place) --
+terraform_out="$(scripts/setup-terraform.sh)"
+if [ -n "$terraform_out" ]; then
+  echo "$terraform_out"
+  did=1
+fi
+
 # --- 4. lab base images ---------------------------------------------------------
 for release in bookworm trixie; do
   tag="$(scripts/lab-image.sh "$release" --print-tag)"
@@ -76,25 +84,28 @@ done
 # --- 5. wheelhouse for the lab hosts -------------------------------------------
 # Wheels for both lab Pythons (Debian 12: 3.11, Debian 13: 3.13), so hosts can
 # install with --no-index: the air-gapped path, and no repeated downloads.
+# Each requirements-hosts*.txt is resolved on its own.
 wheelhouse="$cache/wheelhouse"
 wheel_stamp="$wheelhouse/.requirements.sha256"
-wheel_want="$(sha256sum requirements-hosts.txt | cut -d' ' -f1)"
+wheel_want="$(cat requirements-hosts*.txt | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$wheel_stamp" 2>/dev/null)" != "$wheel_want" ]; then
-  say "downloading the lab wheelhouse (requirements-hosts.txt, Python 3.11 and 3.13)"
+  say "downloading the lab wheelhouse (requirements-hosts*.txt, Python 3.11 and 3.13)"
   rm -rf "$wheelhouse"
   mkdir -p "$wheelhouse"
   arch="$(uname -m)"
-  for pyver in 3.11 3.13; do
-    .venv/bin/pip download -q --only-binary=:all: --python-version "$pyver" \
-      --platform "manylinux2014_$arch" --platform "manylinux_2_28_$arch" \
-      -d "$wheelhouse" -r requirements-hosts.txt
+  for requirements in requirements-hosts*.txt; do
+    for pyver in 3.11 3.13; do
+      .venv/bin/pip download -q --only-binary=:all: --python-version "$pyver" \
+        --platform "manylinux2014_$arch" --platform "manylinux_2_28_$arch" \
+        -d "$wheelhouse" -r "$requirements"
+    done
   done
   echo "$wheel_want" >"$wheel_stamp"
   did=1
 fi
 
 if [ "$did" -eq 0 ]; then
-  say "nothing to do: system packages, Docker engine, .venv, lab images and wheelhouse are up to date"
+  say "nothing to do: system packages, Docker engine, .venv, Terraform, checkov, lab images and wheelhouse are up to date"
 else
   say "done"
 fi

@@ -3,8 +3,10 @@
 # chosen group even when one fails, prints one line per step with its wall
 # time, and ends with a pytest-style summary line; exits non-zero on any failure.
 #
-# usage: scripts/test.sh all|lint|sanity|build|unit|molecule
+# usage: scripts/test.sh all|lint|sanity|build|unit|terraform|molecule
 #   SCENARIOS="runtime ..."  molecule scenarios to run (default: all under molecule/)
+#   MOLECULE_JOBS=N          scenarios run at once (default 2: lab hosts are sized
+#                            so that two fit a 2-core, 24 GiB machine)
 set -uo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -26,14 +28,7 @@ step() { # step NAME COMMAND...
   start=$(date +%s)
   "$@"
   rc=$?
-  local secs=$(($(date +%s) - start))
-  if [ "$rc" -eq 0 ]; then
-    passed=$((passed + 1))
-    results+=("PASSED  $name (${secs}s)")
-  else
-    failed=$((failed + 1))
-    results+=("FAILED  $name (${secs}s, exit $rc)")
-  fi
+  record "$name" "$rc" $(($(date +%s) - start))
 }
 
 lint() {
@@ -51,28 +46,56 @@ build() {
 
 unit() {
   # pytest exits 5 when it collects nothing: that is a failure here too.
-  step pytest-unit pytest -q -p no:cacheprovider \
+  # tests/terraform runs in the terraform step.
+  step pytest-unit pytest -q -p no:cacheprovider --ignore=tests/terraform \
     "$collection/tests/unit" tests
 }
 
+terraform_checks() {
+  step terraform scripts/test-terraform.sh
+}
+
+record() { # record NAME RC SECONDS
+  if [ "$2" -eq 0 ]; then
+    passed=$((passed + 1))
+    results+=("PASSED  $1 ($3s)")
+  else
+    failed=$((failed + 1))
+    results+=("FAILED  $1 ($3s, exit $2)")
+  fi
+}
+
 molecule_all() {
-  local scenarios="${SCENARIOS:-}"
+  local scenarios="${SCENARIOS:-}" jobs="${MOLECULE_JOBS:-2}" s
   if [ -z "$scenarios" ]; then
     scenarios="$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | sort)"
   fi
+  # Scenarios run in parallel, each logging to its own file; the logs are
+  # printed whole, one after the other, when their scenario ends.
+  local -A starts=()
   for s in $scenarios; do
-    step "molecule-$s" molecule test -s "$s"
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+    echo "=== molecule-$s: molecule test -s $s (log: $out/molecule-$s.log)"
+    starts[$s]=$(date +%s)
+    (molecule test -s "$s" >"$out/molecule-$s.log" 2>&1; echo $? >"$out/molecule-$s.rc"; date +%s >"$out/molecule-$s.end") &
+  done
+  wait
+  for s in $scenarios; do
+    echo "=== molecule-$s log"
+    cat "$out/molecule-$s.log"
+    record "molecule-$s" "$(cat "$out/molecule-$s.rc")" $(($(cat "$out/molecule-$s.end") - ${starts[$s]}))
   done
 }
 
 case "${1:-all}" in
-  all) lint; sanity; build; unit; molecule_all ;;
+  all) lint; sanity; build; unit; terraform_checks; molecule_all ;;
   lint) lint ;;
   sanity) sanity ;;
   build) build ;;
   unit) unit ;;
+  terraform) terraform_checks ;;
   molecule) molecule_all ;;
-  *) echo "usage: $0 all|lint|sanity|build|unit|molecule" >&2; exit 2 ;;
+  *) echo "usage: $0 all|lint|sanity|build|unit|terraform|molecule" >&2; exit 2 ;;
 esac
 
 echo

@@ -22,7 +22,8 @@ def test_second_setup_does_nothing():
     result = subprocess.run([str(ROOT / "scripts" / "setup.sh")], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines() == [
-        "setup: nothing to do: system packages, Docker engine, .venv, lab images and wheelhouse are up to date"
+        "setup: nothing to do: system packages, Docker engine, .venv, Terraform, checkov, lab images and wheelhouse"
+        " are up to date"
     ]
     assert image_ids() == before
     assert {"runlocalai-lab:bookworm", "runlocalai-lab:trixie"} <= set(before)

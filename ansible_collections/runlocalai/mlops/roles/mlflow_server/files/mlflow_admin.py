@@ -1,0 +1,85 @@
+"""Store and user administration for the mlflow_server role.
+
+Runs on the tracking host with the MLflow virtualenv's Python. Secrets come
+from the environment or stdin, never from the command line.
+
+usage: mlflow_admin.py revision | upgrade | users [--check]
+  revision  print the alembic revision of the store in $MLFLOW_BACKEND_STORE_URI
+            (empty when the store has no schema yet)
+  upgrade   migrate that store to this MLflow's schema (what `mlflow db upgrade` does)
+  users     read {"db_uri": ..., "users": [{"username", "password", "is_admin"}]} on
+            stdin; create missing users, rotate passwords and admin flags that differ;
+            print {"changed": [...]}. With --check nothing is written.
+"""
+
+import json
+import os
+import sys
+
+
+def store_uri():
+    uri = os.environ.get("MLFLOW_BACKEND_STORE_URI", "")
+    if not uri:
+        sys.exit("mlflow_admin: MLFLOW_BACKEND_STORE_URI is not set")
+    return uri
+
+
+def revision():
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(store_uri())
+    with engine.connect() as conn:
+        if not sqlalchemy.inspect(conn).has_table("alembic_version"):
+            return ""
+        return conn.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar() or ""
+
+
+def upgrade():
+    from mlflow.store.db import utils
+
+    engine = utils.create_sqlalchemy_engine_with_retry(store_uri())
+    if utils._is_empty_database(engine):
+        utils._initialize_tables(engine)
+    else:
+        utils._upgrade_db(engine)
+
+
+def users(spec, check):
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+    store = SqlAlchemyStore()
+    store.init_db(spec["db_uri"])
+    changed = []
+    for user in spec["users"]:
+        name, password, is_admin = user["username"], user["password"], bool(user.get("is_admin", False))
+        if not store.has_user(name):
+            changed.append(name + ": created")
+            if not check:
+                store.create_user(name, password, is_admin=is_admin)
+            continue
+        if not store.authenticate_user(name, password):
+            changed.append(name + ": password rotated")
+            if not check:
+                store.update_user(name, password=password)
+        if store.get_user(name).is_admin != is_admin:
+            changed.append(name + ": is_admin set to " + str(is_admin))
+            if not check:
+                store.update_user(name, is_admin=is_admin)
+    return {"changed": changed}
+
+
+def main(argv):
+    command = argv[1] if len(argv) > 1 else ""
+    if command == "revision":
+        print(revision())
+    elif command == "upgrade":
+        upgrade()
+        print(revision())
+    elif command == "users":
+        print(json.dumps(users(json.load(sys.stdin), "--check" in argv[2:])))
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
