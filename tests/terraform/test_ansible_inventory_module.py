@@ -7,7 +7,14 @@ import os
 import subprocess
 
 import pytest
-from tf_helpers import ANSIBLE_INVENTORY, MODULES_DIR, ROOT, YAMLLINT, TerraformDir, terraform_bin  # noqa: F401 (fixture)
+from tf_helpers import (
+    ANSIBLE_INVENTORY,
+    MODULES_DIR,
+    ROOT,
+    YAMLLINT,
+    TerraformDir,
+    terraform_bin,
+)  # noqa: F401 (fixture)
 
 # A root configuration that passes everything through to the module.
 ROOT_CONFIG = """
@@ -58,8 +65,12 @@ output "mlflow_tracking_uri" {
 HOSTS = {
     "tracking": {"address": "10.0.1.10", "role": "mlflow", "accelerator": "cpu", "ansible_user": "admin"},
     "gpu-1": {"address": "10.0.2.11", "role": "serving", "accelerator": "gpu", "ansible_user": "ubuntu"},
-    "gpu-2": {"address": "ip-10-0-2-12.eu-central-1.compute.internal", "role": "serving", "accelerator": "gpu",
-              "ansible_user": "ubuntu"},
+    "gpu-2": {
+        "address": "ip-10-0-2-12.eu-central-1.compute.internal",
+        "role": "serving",
+        "accelerator": "gpu",
+        "ansible_user": "ubuntu",
+    },
     "cpu-1": {"address": "10.0.3.13", "role": "serving", "accelerator": "cpu", "ansible_user": "admin"},
 }
 ARTIFACT_URI = "s3://runlocalai-artifacts-123456789012/mlflow"
@@ -88,8 +99,14 @@ def plan_fails(tf, **values):
 
 def ansible_inventory(path, *args):
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    result = subprocess.run([str(ANSIBLE_INVENTORY), "-i", str(path), "--list", *args],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(ANSIBLE_INVENTORY), "-i", str(path), "--list", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     # An inventory source that fails to parse is only a warning to ansible-inventory.
     assert "Unable to parse" not in result.stderr and "Failed to parse" not in result.stderr, result.stderr
@@ -141,15 +158,17 @@ def test_group_vars_carry_tracking_uri_and_artifact_bucket(rendered):
 
 def test_rendered_inventory_passes_yamllint(rendered):
     _, path = rendered
-    result = subprocess.run([str(YAMLLINT), "--strict", "-c", str(ROOT / ".yamllint"), str(path)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(YAMLLINT), "--strict", "-c", str(ROOT / ".yamllint"), str(path)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_apply_is_stable(workdir, rendered):
     """A second plan with the same input changes nothing."""
-    result = workdir.run("plan", "-input=false", "-lock=false", "-detailed-exitcode",
-                         "-var-file=case.tfvars.json", check=False)
+    result = workdir.run(
+        "plan", "-input=false", "-lock=false", "-detailed-exitcode", "-var-file=case.tfvars.json", check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -157,14 +176,22 @@ def test_monitoring_host_port_extra_vars_and_bucket_root(tmp_path, terraform_bin
     tf = TerraformDir(tmp_path)
     (tmp_path / "main.tf").write_text(ROOT_CONFIG)
     tf.init()
-    outputs = apply(tf, hosts=HOSTS, artifact_uri="s3://artifacts-bucket", monitoring_hosts=["cpu-1"],
-                    mlflow_tracking_port=8443, extra_vars={"ansible_ssh_common_args": "-o ProxyJump=admin@bastion"})
+    outputs = apply(
+        tf,
+        hosts=HOSTS,
+        artifact_uri="s3://artifacts-bucket",
+        monitoring_hosts=["cpu-1"],
+        mlflow_tracking_port=8443,
+        extra_vars={"ansible_ssh_common_args": "-o ProxyJump=admin@bastion"},
+    )
     path = tmp_path / "hosts.yml"
     path.write_text(outputs["inventory"])
     exported = ansible_inventory(path, "--export")
     assert exported["monitoring"]["hosts"] == ["cpu-1"]
-    assert exported["all"]["vars"] == {"mlflow_tracking_uri": "https://10.0.1.10:8443",
-                                       "ansible_ssh_common_args": "-o ProxyJump=admin@bastion"}
+    assert exported["all"]["vars"] == {
+        "mlflow_tracking_uri": "https://10.0.1.10:8443",
+        "ansible_ssh_common_args": "-o ProxyJump=admin@bastion",
+    }
     assert exported["mlflow"]["vars"]["mlflow_artifact_bucket"] == "artifacts-bucket"
     assert exported["mlflow"]["vars"]["mlflow_artifact_prefix"] == ""
     # An explicit tracking URI wins over the derived one.

@@ -42,16 +42,34 @@ def ec2(tmp_path_factory):
     try:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
-        client = boto3.client("ec2", region_name=region, endpoint_url=endpoint, aws_access_key_id="testing",
-                              aws_secret_access_key="testing")
+        client = boto3.client(
+            "ec2",
+            region_name=region,
+            endpoint_url=endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         image = "ami-0123456789abcdef0"  # moto does not check it (listing its images takes seconds)
 
         def launch(name, role, accelerator, user, project=project):
-            tags = {"Name": f"{project}-{name}", "InventoryHost": name, "Role": role, "Accelerator": accelerator,
-                    "SshUser": user, "ManagedBy": "terraform", "Project": project}
-            reply = client.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="m7i.large",
-                                         TagSpecifications=[{"ResourceType": "instance",
-                                                             "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}])
+            tags = {
+                "Name": f"{project}-{name}",
+                "InventoryHost": name,
+                "Role": role,
+                "Accelerator": accelerator,
+                "SshUser": user,
+                "ManagedBy": "terraform",
+                "Project": project,
+            }
+            reply = client.run_instances(
+                ImageId=image,
+                MinCount=1,
+                MaxCount=1,
+                InstanceType="m7i.large",
+                TagSpecifications=[
+                    {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+                ],
+            )
             return reply["Instances"][0]
 
         instances = {name: launch(name, *spec) for name, spec in SPECS.items()}
@@ -75,8 +93,14 @@ def plain(value):
 
 def dynamic_inventory(path):
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", **CREDENTIALS)
-    result = subprocess.run([str(ANSIBLE_INVENTORY), "-i", str(path), "--list"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(ANSIBLE_INVENTORY), "-i", str(path), "--list"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "Failed to parse" not in result.stderr and "Unable to parse" not in result.stderr, result.stderr
     return json.loads(result.stdout)
@@ -110,8 +134,15 @@ def test_dynamic_and_terraform_inventories_agree(ec2, dynamic, tmp_path, terrafo
     tf = TerraformDir(tmp_path)
     (tmp_path / "main.tf").write_text(ROOT_CONFIG)
     tf.init()
-    hosts = {name: {"address": instances[name]["PrivateIpAddress"], "role": role, "accelerator": accelerator,
-                    "ansible_user": user} for name, (role, accelerator, user) in SPECS.items()}
+    hosts = {
+        name: {
+            "address": instances[name]["PrivateIpAddress"],
+            "role": role,
+            "accelerator": accelerator,
+            "ansible_user": user,
+        }
+        for name, (role, accelerator, user) in SPECS.items()
+    }
     outputs = apply(tf, hosts=hosts, artifact_uri="s3://runlocalai-artifacts/mlflow")
     rendered = tmp_path / "hosts.yml"
     rendered.write_text(outputs["inventory"])

@@ -53,7 +53,9 @@ def test_every_variable_is_typed_and_described(directory):
     assert variables, f"{directory} declares no variables"
     for name, body in variables.items():
         assert body.get("type"), f"variable {name} in {directory.name} has no type"
-        assert len(str(body.get("description", "")).strip()) >= 10, f"variable {name} in {directory.name} has no description"
+        assert (
+            len(str(body.get("description", "")).strip()) >= 10
+        ), f"variable {name} in {directory.name} has no description"
 
 
 @pytest.mark.parametrize("directory", CONFIG_DIRS, ids=_ids(CONFIG_DIRS))
@@ -61,7 +63,9 @@ def test_every_output_is_described(directory):
     outputs = load_config(directory)["output"]
     assert outputs, f"{directory} declares no outputs"
     for name, body in outputs.items():
-        assert len(str(body.get("description", "")).strip()) >= 10, f"output {name} in {directory.name} has no description"
+        assert (
+            len(str(body.get("description", "")).strip()) >= 10
+        ), f"output {name} in {directory.name} has no description"
 
 
 @pytest.mark.parametrize("directory", CONFIG_DIRS, ids=_ids(CONFIG_DIRS))
@@ -183,8 +187,10 @@ def test_lifecycle_aborts_uploads_and_ages_out_noncurrent_versions():
     noncurrent = [rule for rule in rules.values() if "noncurrent_version_expiration" in rule]
     assert noncurrent and "noncurrent_version_transition" in noncurrent[0]
     assert noncurrent[0]["noncurrent_version_transition"][0]["storage_class"] == "STANDARD_IA"
-    defaults = {name: ARTIFACT["variable"][name]["default"] for name in (
-        "abort_incomplete_multipart_days", "noncurrent_transition_days", "noncurrent_expiration_days")}
+    defaults = {
+        name: ARTIFACT["variable"][name]["default"]
+        for name in ("abort_incomplete_multipart_days", "noncurrent_transition_days", "noncurrent_expiration_days")
+    }
     assert defaults["abort_incomplete_multipart_days"] <= 7
     assert defaults["noncurrent_transition_days"] < defaults["noncurrent_expiration_days"]
     assert "aws_s3_bucket_versioning.this" in [expr(d) for d in lifecycle["depends_on"]]
@@ -322,8 +328,13 @@ def test_ingress_is_only_from_listed_cidrs_on_the_exposed_ports():
     assert sources == set(INGRESS_VARIABLES)
     # The ports the bind rule exposes and nothing else.
     ports = set(re.findall(r"\b(?:from|to)\s*=\s*([\w.]+)", text))
-    assert ports == {"22", "var.mlflow_tracking_port", "var.model_server_ports.from",
-                     "var.model_server_ports.to", "var.node_exporter_port"}, ports
+    assert ports == {
+        "22",
+        "var.mlflow_tracking_port",
+        "var.model_server_ports.from",
+        "var.model_server_ports.to",
+        "var.node_exporter_port",
+    }, ports
     for name in INGRESS_VARIABLES:
         variable = HOSTS["variable"][name]
         assert variable["default"] == [], name
@@ -350,8 +361,15 @@ def test_no_open_ingress_anywhere_in_terraform():
 def test_egress_defaults_to_https_dns_ntp_and_http_only_to_listed_mirrors():
     text = _rules("egress")
     ports = set(re.findall(r"\bfrom\s*=\s*([\w.]+)", text))
-    assert ports == {"443", "53", "123", "80", "var.mlflow_tracking_port", "var.model_server_ports.from",
-                     "var.node_exporter_port"}, ports
+    assert ports == {
+        "443",
+        "53",
+        "123",
+        "80",
+        "var.mlflow_tracking_port",
+        "var.model_server_ports.from",
+        "var.node_exporter_port",
+    }, ports
     assert re.search(r"from\s*=\s*80\b", text)
     assert "var.http_egress_cidrs" in text
     assert HOSTS["variable"]["http_egress_cidrs"]["default"] == []
@@ -382,7 +400,9 @@ def test_iam_tracking_host_read_write_serving_none_unless_switched_on():
     assert expr(serving["count"]) == "var.serving_direct_artifact_read ? 1 : 0"
     assert HOSTS["variable"]["serving_direct_artifact_read"]["default"] is False
     assert HOSTS["variable"]["enable_ssm"]["default"] is False
-    assert "AmazonSSMManagedInstanceCore" in expr(HOSTS["resource"]["aws_iam_role_policy_attachment"]["ssm"]["policy_arn"])
+    assert "AmazonSSMManagedInstanceCore" in expr(
+        HOSTS["resource"]["aws_iam_role_policy_attachment"]["ssm"]["policy_arn"]
+    )
     assert set(HOSTS["resource"]["aws_iam_role_policy_attachment"]) == {"ssm"}, "no other managed policies"
     assume = HOSTS["data"]["aws_iam_policy_document"]["assume_ec2"]["statement"][0]
     assert assume["principals"][0]["identifiers"] == ["ec2.amazonaws.com"]

@@ -11,7 +11,15 @@ attribute.
 import json
 
 import pytest
-from tf_helpers import ENV_DIR, MODULES_DIR, TerraformDir, expr, load_config, load_tf, terraform_bin  # noqa: F401 (fixture)
+from tf_helpers import (
+    ENV_DIR,
+    MODULES_DIR,
+    TerraformDir,
+    expr,
+    load_config,
+    load_tf,
+    terraform_bin,
+)  # noqa: F401 (fixture)
 
 HOSTS_DIR = MODULES_DIR / "serving_hosts"
 ARTIFACT_DIR = MODULES_DIR / "artifact_store"
@@ -32,7 +40,10 @@ def host(**attributes):
 
 def example_hosts():
     """The hosts of terraform.tfvars.example, with the optional attributes filled in."""
-    return {name: dict(HOST_DEFAULTS, **spec) for name, spec in load_tf(ENV_DIR / "terraform.tfvars.example")["hosts"].items()}
+    return {
+        name: dict(HOST_DEFAULTS, **spec)
+        for name, spec in load_tf(ENV_DIR / "terraform.tfvars.example")["hosts"].items()
+    }
 
 
 def transplant(directory, name):
@@ -43,8 +54,12 @@ def transplant(directory, name):
         var_type = "any"
     lines = [f'variable "{name}" {{', f"  type = {var_type}"]
     for rule in body["validation"]:
-        lines += ["  validation {", f"    condition     = {expr(rule['condition'])}",
-                  f"    error_message = {rule['error_message']}", "  }"]
+        lines += [
+            "  validation {",
+            f"    condition     = {expr(rule['condition'])}",
+            f"    error_message = {rule['error_message']}",
+            "  }",
+        ]
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -71,9 +86,20 @@ def planner(tmp_path_factory, terraform_bin):
 
 GOOD = [
     (HOSTS_DIR, "hosts", "example"),
-    (HOSTS_DIR, "hosts", {"tracking": host(role="mlflow", accelerator="cpu", instance_type="m7i.xlarge"),
-                          "gpu-1": host(role="serving", accelerator="gpu", instance_type="p4d.24xlarge",
-                                        ami_id="ami-0123456789abcdef0", model_cache_volume_size_gb=500)}),
+    (
+        HOSTS_DIR,
+        "hosts",
+        {
+            "tracking": host(role="mlflow", accelerator="cpu", instance_type="m7i.xlarge"),
+            "gpu-1": host(
+                role="serving",
+                accelerator="gpu",
+                instance_type="p4d.24xlarge",
+                ami_id="ami-0123456789abcdef0",
+                model_cache_volume_size_gb=500,
+            ),
+        },
+    ),
     (HOSTS_DIR, "admin_cidrs", ["10.20.0.0/24", "192.168.1.7/32"]),
     (HOSTS_DIR, "mlflow_client_cidrs", []),
     (HOSTS_DIR, "serving_client_cidrs", ["10.30.0.0/16"]),
@@ -93,28 +119,66 @@ GOOD = [
 
 BAD = [
     (HOSTS_DIR, "hosts", {}, "The hosts map is empty"),
-    (HOSTS_DIR, "hosts", {"gpu-1": host(role="serving", accelerator="gpu", instance_type="m7i.large")},
-     'A host with accelerator "gpu" needs an NVIDIA GPU instance family'),
-    (HOSTS_DIR, "hosts", {"gpu-1": host(role="serving", accelerator="gpu", instance_type="g4ad.xlarge")},
-     'A host with accelerator "gpu" needs an NVIDIA GPU instance family'),
-    (HOSTS_DIR, "hosts", {"t": host(role="tracking", accelerator="cpu", instance_type="m7i.large")},
-     'Every host role must be "mlflow" or "serving"'),
-    (HOSTS_DIR, "hosts", {"t": host(role="mlflow", accelerator="tpu", instance_type="m7i.large")},
-     'Every host accelerator must be "gpu" or "cpu"'),
-    (HOSTS_DIR, "hosts", {"Bad_Name": host(role="mlflow", accelerator="cpu", instance_type="m7i.large")},
-     "Every host name (map key) must be"),
-    (HOSTS_DIR, "hosts", {"t": host(role="mlflow", accelerator="cpu", instance_type="m7i")},
-     "Every instance_type must look like FAMILY.SIZE"),
-    (HOSTS_DIR, "hosts", {"t": host(role="mlflow", accelerator="cpu", instance_type="m7i.large", root_volume_size_gb=8)},
-     "Every root_volume_size_gb must be from 20 to 16384"),
-    (HOSTS_DIR, "hosts", {"t": host(role="mlflow", accelerator="cpu", instance_type="m7i.large", ami_id="ubuntu")},
-     "Every ami_id must be null or look like"),
+    (
+        HOSTS_DIR,
+        "hosts",
+        {"gpu-1": host(role="serving", accelerator="gpu", instance_type="m7i.large")},
+        'A host with accelerator "gpu" needs an NVIDIA GPU instance family',
+    ),
+    (
+        HOSTS_DIR,
+        "hosts",
+        {"gpu-1": host(role="serving", accelerator="gpu", instance_type="g4ad.xlarge")},
+        'A host with accelerator "gpu" needs an NVIDIA GPU instance family',
+    ),
+    (
+        HOSTS_DIR,
+        "hosts",
+        {"t": host(role="tracking", accelerator="cpu", instance_type="m7i.large")},
+        'Every host role must be "mlflow" or "serving"',
+    ),
+    (
+        HOSTS_DIR,
+        "hosts",
+        {"t": host(role="mlflow", accelerator="tpu", instance_type="m7i.large")},
+        'Every host accelerator must be "gpu" or "cpu"',
+    ),
+    (
+        HOSTS_DIR,
+        "hosts",
+        {"Bad_Name": host(role="mlflow", accelerator="cpu", instance_type="m7i.large")},
+        "Every host name (map key) must be",
+    ),
+    (
+        HOSTS_DIR,
+        "hosts",
+        {"t": host(role="mlflow", accelerator="cpu", instance_type="m7i")},
+        "Every instance_type must look like FAMILY.SIZE",
+    ),
+    (
+        HOSTS_DIR,
+        "hosts",
+        {"t": host(role="mlflow", accelerator="cpu", instance_type="m7i.large", root_volume_size_gb=8)},
+        "Every root_volume_size_gb must be from 20 to 16384",
+    ),
+    (
+        HOSTS_DIR,
+        "hosts",
+        {"t": host(role="mlflow", accelerator="cpu", instance_type="m7i.large", ami_id="ubuntu")},
+        "Every ami_id must be null or look like",
+    ),
     (HOSTS_DIR, "http_tokens", "optional", 'The http_tokens must be "required"'),
     (HOSTS_DIR, "http_egress_cidrs", ["0.0.0.0/0"], "The http_egress_cidrs must not contain 0.0.0.0/0"),
     (HOSTS_DIR, "https_egress_cidrs", ["0.0.0.0"], "Every https_egress_cidrs entry must be an IPv4 network"),
-    (HOSTS_DIR, "apt_https_mirrors", {"gpu": {"primary": "http://archive.ubuntu.com/ubuntu", "security": "https://a.example"},
-                                      "cpu": {"primary": "https://deb.debian.org/debian", "security": "https://deb.debian.org/debian-security"}},
-     "Every apt_https_mirrors URL must be an https:// URL"),
+    (
+        HOSTS_DIR,
+        "apt_https_mirrors",
+        {
+            "gpu": {"primary": "http://archive.ubuntu.com/ubuntu", "security": "https://a.example"},
+            "cpu": {"primary": "https://deb.debian.org/debian", "security": "https://deb.debian.org/debian-security"},
+        },
+        "Every apt_https_mirrors URL must be an https:// URL",
+    ),
     (ARTIFACT_DIR, "artifact_prefix", "mlflow/", "The artifact_prefix must be empty or path segments"),
     (ARTIFACT_DIR, "artifact_prefix", "/mlflow", "The artifact_prefix must be empty or path segments"),
     (ARTIFACT_DIR, "noncurrent_transition_days", 10, "The noncurrent_transition_days must be at least 30"),

@@ -106,7 +106,9 @@ class TerraformDir:
             [str(TERRAFORM), *args], cwd=self.path, env=self.env, capture_output=True, text=True, timeout=120
         )
         if check and result.returncode != 0:
-            raise AssertionError(f"terraform {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"terraform {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def init(self):
@@ -121,6 +123,8 @@ class TerraformDir:
 @pytest.fixture(scope="session")
 def terraform_bin():
     assert TERRAFORM.is_file(), f"{TERRAFORM} is missing: run scripts/setup-terraform.sh"
-    version = subprocess.run([str(TERRAFORM), "version"], capture_output=True, text=True, env=dict(os.environ, CHECKPOINT_DISABLE="1"))
+    version = subprocess.run(
+        [str(TERRAFORM), "version"], capture_output=True, text=True, env=dict(os.environ, CHECKPOINT_DISABLE="1")
+    )
     assert version.returncode == 0, version.stderr
     return TERRAFORM
