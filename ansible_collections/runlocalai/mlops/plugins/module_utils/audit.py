@@ -548,15 +548,20 @@ def _differences(old, old_timestamp, new):
     return fields
 
 
-# Fast path of verify(): chunks of FAST_CHUNK entries, each fetched as one row
-# of group_concat()ed columns (one SQLite step instead of FAST_CHUNK, ten
-# Python objects instead of ten per entry), as stored UTF-8 bytes. The record
-# text is built with plain quotes, which equals the canonical JSON exactly
-# when no string field needs a JSON escape: the chunk is checked for that
-# (no backslash, no control character; '"' is the separator, so one inside a
-# field changes the count), for TEXT storage only and for valid UTF-8. Any
-# chunk that does not pass, or any broken hash, link or seq, makes it give up
-# (None): _walk then re-checks everything entry by entry and reports.
+# Fast path of verify(). Entries are read in chunks of FAST_CHUNK seqs, each
+# chunk as ONE row of group_concat()ed columns (one SQLite step and nine
+# Python objects per chunk instead of one step and ten objects per entry),
+# as the UTF-8 bytes SQLite stores. Each record is rebuilt with plain quotes
+# around the string fields, which is byte for byte the canonical JSON that
+# was hashed exactly when no string field needs a JSON escape. So a chunk is
+# only accepted when: seqs are exactly lo..hi; every value is TEXT (not a
+# number or BLOB); all bytes are valid UTF-8; the string fields hold no
+# backslash and no control character, and no '"' (the separator: one inside
+# a field changes the count); details holds no \x1f (its separator); and
+# every recomputed hash, stored hash and prev_hash link agrees. Anything else
+# (tampering, or just a field that needs escaping) returns None, and _walk
+# re-checks every entry one by one with the JSON encoder and names what is
+# broken. The fast path can only say "valid", never hide a broken entry.
 FAST_CHUNK = 2000
 _FAST_COLUMNS = ("action", "actor", "details", "entry_id", "event_type", "prev_hash", "resource", "timestamp", "hash")
 _FAST_SQL = (
@@ -567,7 +572,8 @@ _FAST_SQL = (
     + " FROM audit_log WHERE seq BETWEEN ? AND ?"
 )
 _PLAIN_RECORD = _RECORD_TEMPLATE.replace("%s", '"%b"').replace('"details":"%b"', '"details":%b').encode("ascii")
-_CONTROL = bytes(range(32))
+# Maps every byte a JSON string must escape (controls, backslash) to a backslash.
+_ESCAPED = bytes(92 if i < 32 else i for i in range(256))
 
 
 def _fast_walk(conn, expected_head, chunk=None):
@@ -580,7 +586,7 @@ def _fast_walk(conn, expected_head, chunk=None):
     hexlify = binascii.b2a_hex
     record = _PLAIN_RECORD.__mod__
     join = b"".join
-    control = _CONTROL
+    escaped = _ESCAPED
     expected = expected_head.encode("ascii") if expected_head is not None else None
     prev = GENESIS_HASH.encode("ascii")
     expected_seq = None
@@ -593,13 +599,13 @@ def _fast_walk(conn, expected_head, chunk=None):
             row = conn.execute(_FAST_SQL, (lo, hi)).fetchone()
             count, first_seq, last_seq, all_text = row[:4]
             groups = row[4:]
-            if count != hi - lo + 1 or first_seq != lo or last_seq != hi or all_text != 1:
+            if count != hi - lo + 1 or first_seq != lo or last_seq != hi or all_text != 1 or None in groups:
                 return None
             if not all(g.isascii() for g in groups):
                 for g in groups:
                     g.decode("utf-8")  # invalid UTF-8: UnicodeDecodeError, exact walk
             simple = join(groups[i] for i in (0, 1, 3, 4, 5, 6, 7))
-            if b"\\" in simple or len(simple.translate(None, control)) != len(simple):
+            if b"\\" in simple.translate(escaped):
                 return None
             action, actor, details, eid, etype, prevs, res, ts, hashes = cols = [
                 g.split(b"\x1f" if i == 2 else b'"') for i, g in enumerate(groups)]

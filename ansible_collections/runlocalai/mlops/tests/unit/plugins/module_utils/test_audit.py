@@ -358,3 +358,124 @@ def test_concurrent_appends_lose_nothing(tmp_path):
     per_worker = dict(conn.execute("SELECT actor, count(*) FROM audit_log GROUP BY actor").fetchall())
     conn.close()
     assert per_worker == dict(("worker%d" % w, per_process) for w in range(8))
+
+
+# -- verify(): chunked fast path (_fast_walk) and its fallback to the exact walk (_walk) --------------
+
+def walks(log, expected_head=None, chunk=None):
+    """(fast result or None, exact result) on one snapshot."""
+    conn = sqlite3.connect("file:%s?mode=ro" % log.path, uri=True, isolation_level=None)
+    try:
+        conn.execute("BEGIN")
+        return audit._fast_walk(conn, expected_head, chunk), audit._walk(conn, expected_head)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 5, 10, 2000])
+def test_fast_path_agrees_with_exact_walk(filled, chunk):
+    stored = rows(filled.path)
+    for expected in (None, GENESIS_HASH, stored[6][9], stored[-1][9]):
+        fast, exact = walks(filled, expected, chunk)
+        assert fast is not None, (chunk, expected)
+        assert fast == exact
+    assert walks(filled, stored[6][9], chunk)[0]["expected_head_seq"] == 7
+    # An expected head that is not in the chain: the fast path steps aside, the exact walk reports it.
+    fast, exact = walks(filled, "f" * 64, chunk)
+    assert fast is None and exact["valid"] is False
+
+
+def test_fast_path_on_empty_log_defers_to_exact_walk(log):
+    log.append([make_entry(1)])
+    tamper(log.path, "DELETE FROM audit_log")
+    result = log.verify()
+    assert result["entries_checked"] == 0
+    assert [(b["seq"], b["reason"]) for b in result["broken"]] == [
+        (1, "missing: newest entries truncated (the log allocated seq up to 1)")]
+
+
+@pytest.mark.parametrize("seqs", [(5,), (6,), (5, 6), (1,), (10,)])
+def test_tampered_row_at_chunk_boundary_is_reported_by_id(filled, monkeypatch, seqs):
+    monkeypatch.setattr(audit, "FAST_CHUNK", 5)  # chunks: seq 1-5, 6-10
+    head = filled.verify()["head"]
+    tamper(filled.path, "UPDATE audit_log SET resource='model:other' WHERE seq IN (%s)" % ",".join("?" * len(seqs)), seqs)
+    result = filled.verify(expected_head=head)
+    assert result["valid"] is False
+    assert result["entries_checked"] == 10
+    assert [(b["seq"], b["entry_id"], b["reason"]) for b in result["broken"]] == [
+        (s, "e%d" % s, "modified: stored hash does not match the entry's content") for s in seqs]
+
+
+def test_reordered_rows_across_chunk_boundary_are_reported(filled, monkeypatch):
+    monkeypatch.setattr(audit, "FAST_CHUNK", 5)
+    conn = sqlite3.connect(filled.path, isolation_level=None)
+    conn.execute("DROP TRIGGER audit_log_no_update")
+    conn.execute("UPDATE audit_log SET seq=-1 WHERE seq=5")
+    conn.execute("UPDATE audit_log SET seq=5 WHERE seq=6")
+    conn.execute("UPDATE audit_log SET seq=6 WHERE seq=-1")
+    conn.close()
+    reported = dict((b["entry_id"], b["reason"]) for b in filled.verify()["broken"])
+    assert set(reported) == {"e5", "e6", "e7"} and all(r.startswith("reordered") for r in reported.values())
+
+
+def test_deleted_row_at_chunk_boundary_is_reported(filled, monkeypatch):
+    monkeypatch.setattr(audit, "FAST_CHUNK", 5)
+    tamper(filled.path, "DELETE FROM audit_log WHERE seq=6")
+    result = filled.verify()
+    assert [(b["seq"], b["entry_id"]) for b in result["broken"]] == [(6, None)]
+    assert result["entries_checked"] == 9
+
+
+def test_fields_that_need_json_escapes_are_verified_exactly(log):
+    log.append([
+        make_entry(1, actor='quote " inside'),
+        make_entry(2, action="back\\slash"),
+        make_entry(3, resource="new\nline and \x1f unit separator"),
+        make_entry(4, actor="Jos\u00e9 \u00fcber \u2603", details={"note": "tab\t \x1f \"q\" \\"}),
+        make_entry(5),
+    ])
+    fast, exact = walks(log)
+    assert fast is None  # entries 1-3 need JSON escapes: the exact walk checks them
+    assert exact["valid"] is True and exact["entries_checked"] == 5
+    assert log.verify() == exact
+    # Non-ASCII text alone needs no escape: the fast path takes it and agrees.
+    only_utf8 = AuditLog(log.path + ".utf8")
+    only_utf8.append([make_entry(1, actor="Jos\u00e9 \u2603"), make_entry(2, details={"w": "\u00fc"})])
+    fast, exact = walks(only_utf8)
+    assert fast is not None and fast == exact
+
+
+@pytest.mark.parametrize("original, look_alike", [
+    ('x"y', 'x\\"y'),         # hashed as "x\"y"; the edit is the text x\"y
+    ("a\\b", "a\\\\b"),      # hashed as "a\\b"; the edit is the text a\\b (two backslashes)
+    ("a\nb", "a\\nb"),        # hashed as "a\nb"; the edit is backslash + n instead of a newline
+    ("a\x01b", "a\\u0001b"),  # hashed as "a\u0001b"; the edit is that escape as plain text
+])
+def test_escaped_text_edited_to_its_unescaped_look_alike_is_reported(log, original, look_alike):
+    """The edited text, quoted naively, reads exactly like the canonical JSON of the original:
+    verify must still see that the stored hash does not cover it."""
+    log.append([make_entry(1), make_entry(2, action=original), make_entry(3)])
+    assert log.verify()["valid"] is True
+    assert audit.canonical_json(original) == '"%s"' % look_alike
+    tamper(log.path, "UPDATE audit_log SET action=? WHERE seq=2", (look_alike,))
+    result = log.verify()
+    assert [(b["entry_id"], b["reason"]) for b in result["broken"]] == [
+        ("e2", "modified: stored hash does not match the entry's content")]
+
+
+@pytest.mark.parametrize("column", ["actor", "details", "hash", "prev_hash"])
+def test_value_stored_as_blob_with_same_bytes_is_reported(filled, column):
+    tamper(filled.path, "UPDATE audit_log SET %s=CAST(%s AS BLOB) WHERE seq=4" % (column, column))
+    fast, exact = walks(filled)
+    assert fast is None
+    assert exact["valid"] is False
+    assert "e4" in [b["entry_id"] for b in exact["broken"]]
+    assert filled.verify() == exact
+
+
+def test_empty_field_in_a_one_entry_chunk_is_reported(filled, monkeypatch):
+    monkeypatch.setattr(audit, "FAST_CHUNK", 3)  # the last chunk holds seq 10 alone
+    tamper(filled.path, "UPDATE audit_log SET actor='' WHERE seq=10")
+    result = filled.verify()
+    assert [(b["entry_id"], b["reason"]) for b in result["broken"]] == [
+        ("e10", "modified: stored hash does not match the entry's content")]
