@@ -151,6 +151,17 @@ def test_health_is_open_and_the_api_needs_credentials(server):
     assert right.status_code == 200
 
 
+@pytest.mark.skipif(SCENARIO != "mlflow_postgresql", reason="the rotation is exercised in the PostgreSQL scenario")
+def test_rotated_admin_password_replaced_the_first_one(server):
+    # The side effect generated a new admin password after MLflow had created
+    # the admin with the first one: the first no longer works, the new one does.
+    path = "/api/2.0/mlflow/experiments/search"
+    previous = secret("admin.previous")
+    assert previous != secret("admin")
+    assert get(server, path, ("admin", previous), params={"max_results": 1}).status_code == 401
+    assert get(server, path, ("admin", secret("admin")), params={"max_results": 1}).status_code == 200
+
+
 def test_tracking_and_registry_through_the_endpoint(server, logged):
     run, alias, artifact = read_back(server, logged)
     assert {p["key"]: p["value"] for p in run["data"]["params"]} == {"C": "0.5"}
