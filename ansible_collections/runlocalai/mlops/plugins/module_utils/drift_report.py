@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import json
 import math
 import re
@@ -249,6 +250,15 @@ def render_html(result, title="Drift report"):
 # ---------------------------------------------------------------------------------------------
 # Output files: rewritten only when their content changes, always atomically.
 # ---------------------------------------------------------------------------------------------
+
+def diff_entry(plan, summarize=False):
+    """An Ansible --diff entry for a planned write; large files as a digest only."""
+    if summarize:
+        def digest(text):
+            return "" if text is None else "sha256:%s (%d bytes)\n" % (hashlib.sha256(text.encode("utf-8")).hexdigest(), len(text))
+        return {"before_header": plan["path"], "after_header": plan["path"], "before": digest(plan["before"]), "after": digest(plan["content"])}
+    return {"before_header": plan["path"], "after_header": plan["path"], "before": plan["before"] or "", "after": plan["content"]}
+
 
 def plan_writes(items):
     """items: list of (parameter name, path, new text). Checks every destination before anything

@@ -274,7 +274,7 @@ try:
     from ansible_collections.runlocalai.mlops.plugins.module_utils.drift_engine import make_options, public_result, run
     from ansible_collections.runlocalai.mlops.plugins.module_utils.drift_profile import dumps_profile
     from ansible_collections.runlocalai.mlops.plugins.module_utils.drift_report import (
-        plan_writes, render_html, render_json, render_prometheus, validate_labels, write_plans,
+        diff_entry, plan_writes, render_html, render_json, render_prometheus, validate_labels, write_plans,
     )
     from ansible_collections.runlocalai.mlops.plugins.module_utils.drift_stats import DriftError, MissingDependencyError
     import numpy  # noqa: F401  pylint: disable=unused-import
@@ -317,16 +317,6 @@ def argument_spec():
         min_rows=dict(type="int", default=30),
         extra_columns=dict(type="str", choices=["fail", "ignore"], default="fail"),
     )
-
-
-def _diff_entry(plan, summarize):
-    if summarize:
-        import hashlib  # pylint: disable=import-outside-toplevel
-
-        def digest(text):
-            return "" if text is None else "sha256:%s (%d bytes)\n" % (hashlib.sha256(text.encode("utf-8")).hexdigest(), len(text))
-        return {"before_header": plan["path"], "after_header": plan["path"], "before": digest(plan["before"]), "after": digest(plan["content"])}
-    return {"before_header": plan["path"], "after_header": plan["path"], "before": plan["before"] or "", "after": plan["content"]}
 
 
 def main():
@@ -372,7 +362,7 @@ def main():
         profile_built=built,
     )
     if module._diff:
-        out["diff"] = [_diff_entry(p, p["param"] in ("profile_path", "html_report_path")) for p in changed_plans]
+        out["diff"] = [diff_entry(p, p["param"] in ("profile_path", "html_report_path")) for p in changed_plans]
     if result is None:
         out["features"] = dict((name, {"type": f["type"], "type_source": f.get("type_source", "profile"), "rows": f["rows"],
                                        "missing": f["missing"]}) for name, f in profile["features"].items())

@@ -265,7 +265,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 try:
     from ansible_collections.runlocalai.mlops.plugins.module_utils.model_drift import run_model_checks
     from ansible_collections.runlocalai.mlops.plugins.module_utils.drift_report import (
-        MODEL_REPORT_FORMAT, plan_writes, render_json, render_model_prometheus, validate_labels, write_plans, MODEL_RESERVED_LABELS,
+        MODEL_REPORT_FORMAT, diff_entry, plan_writes, render_json, render_model_prometheus, validate_labels, write_plans, MODEL_RESERVED_LABELS,
     )
     from ansible_collections.runlocalai.mlops.plugins.module_utils.drift_stats import DriftError, MissingDependencyError
     import numpy  # noqa: F401  pylint: disable=unused-import
@@ -351,8 +351,7 @@ def main():
         warnings_list=result["warnings"],
     )
     if module._diff:
-        out["diff"] = [{"before_header": p["path"], "after_header": p["path"], "before": p["before"] or "", "after": p["content"]}
-                       for p in changed_plans]
+        out["diff"] = [diff_entry(p) for p in changed_plans]
     for warning in result["warnings"]:
         module.warn(warning)
     if params["fail_on_drift"] and result["drifted"]:
