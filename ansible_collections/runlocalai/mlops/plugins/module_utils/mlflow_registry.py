@@ -57,6 +57,29 @@ def compact_json(value):
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+# The connection options both registry modules take (documented once in the
+# doc fragment runlocalai.mlops.mlflow_connection).
+CONNECTION_ENV = {"tracking_uri": "MLFLOW_TRACKING_URI", "username": "MLFLOW_TRACKING_USERNAME",
+                  "password": "MLFLOW_TRACKING_PASSWORD", "token": "MLFLOW_TRACKING_TOKEN"}
+CONNECTION_MUTUALLY_EXCLUSIVE = [("token", "username"), ("token", "password")]
+
+
+def connection_argument_spec(env_fallback):
+    """The modules' argument spec for the connection; env_fallback is Ansible's (passed in, not imported)."""
+    spec = dict((name, dict(type="str", fallback=(env_fallback, [env]))) for name, env in CONNECTION_ENV.items())
+    spec["password"]["no_log"] = True
+    spec["token"]["no_log"] = True
+    spec.update(validate_certs=dict(type="bool", default=True), ca_path=dict(type="path"), timeout=dict(type="int", default=30))
+    return spec
+
+
+def client_from_params(params):
+    if not params.get("tracking_uri"):
+        raise RegistryError("tracking_uri: required (or set MLFLOW_TRACKING_URI)")
+    return RegistryClient(params["tracking_uri"], username=params["username"], password=params["password"], token=params["token"],
+                          validate_certs=params["validate_certs"], ca_path=params["ca_path"], timeout=params["timeout"])
+
+
 class RegistryClient:
     def __init__(self, tracking_uri, username=None, password=None, token=None, validate_certs=True, ca_path=None, timeout=30):
         if not HAS_REQUESTS:
@@ -73,14 +96,16 @@ class RegistryClient:
             self.session.headers["Authorization"] = "Bearer %s" % token
         elif username:
             self.session.auth = (username, password)
-        self.session.verify = ca_path if (validate_certs and ca_path) else bool(validate_certs)
+        # Passed with every request: a session-level setting loses to REQUESTS_CA_BUNDLE
+        # in the environment (requests merges environment settings over the session's).
+        self.verify = ca_path if (validate_certs and ca_path) else bool(validate_certs)
         self.timeout = timeout
 
     # -- transport ---------------------------------------------------------
     def call(self, method, endpoint, params=None, body=None):
         url = self.base + API + endpoint
         try:
-            response = self.session.request(method, url, params=params, json=body, timeout=self.timeout)
+            response = self.session.request(method, url, params=params, json=body, timeout=self.timeout, verify=self.verify)
         except requests.exceptions.SSLError as exc:
             raise RegistryError("tracking_uri: TLS verification failed for %s (set ca_path, or validate_certs: false): %s" % (self.base, exc))
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:

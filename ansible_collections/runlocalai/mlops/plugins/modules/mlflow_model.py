@@ -22,6 +22,8 @@ description:
   - Before moving an alias it records the version it pointed at (registered model tag
     C(governance.alias.<alias>.previous)); O(state=rolled_back) points the alias back at that version.
   - Tag names are listed in the collection's C(docs/governance.md). Talks to the MLflow REST API with C(requests).
+extends_documentation_fragment:
+  - runlocalai.mlops.mlflow_connection
 author:
   - runlocalai contributors (@runlocalai)
 requirements:
@@ -34,29 +36,6 @@ attributes:
     description: Shows descriptions, managed tags and aliases (old and new version) before and after.
     support: full
 options:
-  tracking_uri:
-    description: URL of the MLflow tracking server. Defaults to the environment variable E(MLFLOW_TRACKING_URI).
-    type: str
-  username:
-    description: Basic-auth user (MLflow C(basic-auth) app). Defaults to E(MLFLOW_TRACKING_USERNAME).
-    type: str
-  password:
-    description: Basic-auth password. Defaults to E(MLFLOW_TRACKING_PASSWORD).
-    type: str
-  token:
-    description: Bearer token, instead of O(username)/O(password). Defaults to E(MLFLOW_TRACKING_TOKEN).
-    type: str
-  validate_certs:
-    description: Verify the server's TLS certificate.
-    type: bool
-    default: true
-  ca_path:
-    description: CA bundle to verify the server's certificate with.
-    type: path
-  timeout:
-    description: Seconds to wait for each API request.
-    type: int
-    default: 30
   name:
     description: Registered model name.
     type: str
@@ -241,7 +220,9 @@ from ansible_collections.runlocalai.mlops.plugins.module_utils.mlflow_registry i
     HAS_REQUESTS,
     REQUESTS_IMPORT_ERROR,
     GateRefused,
-    RegistryClient,
+    CONNECTION_MUTUALLY_EXCLUSIVE,
+    client_from_params,
+    connection_argument_spec,
     RegistryError,
     ensure_model,
     rollback,
@@ -270,13 +251,7 @@ def audit_entry(result, state, actor):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            tracking_uri=dict(type="str", fallback=(env_fallback, ["MLFLOW_TRACKING_URI"])),
-            username=dict(type="str", fallback=(env_fallback, ["MLFLOW_TRACKING_USERNAME"])),
-            password=dict(type="str", no_log=True, fallback=(env_fallback, ["MLFLOW_TRACKING_PASSWORD"])),
-            token=dict(type="str", no_log=True, fallback=(env_fallback, ["MLFLOW_TRACKING_TOKEN"])),
-            validate_certs=dict(type="bool", default=True),
-            ca_path=dict(type="path"),
-            timeout=dict(type="int", default=30),
+            connection_argument_spec(env_fallback),
             name=dict(type="str", required=True),
             state=dict(type="str", choices=["present", "rolled_back"], default="present"),
             description=dict(type="str"),
@@ -302,19 +277,16 @@ def main():
             force_reason=dict(type="str"),
             actor=dict(type="str"),
         ),
-        mutually_exclusive=[("source", "version"), ("token", "username"), ("token", "password")],
+        mutually_exclusive=[("source", "version")] + CONNECTION_MUTUALLY_EXCLUSIVE,
         required_if=[("state", "rolled_back", ["alias"])],
         supports_check_mode=True,
     )
     if not HAS_REQUESTS:
         module.fail_json(msg=missing_required_lib("requests"), exception=str(REQUESTS_IMPORT_ERROR))
     p = module.params
-    if not p["tracking_uri"]:
-        module.fail_json(msg="tracking_uri: required (or set MLFLOW_TRACKING_URI)")
     actor = p["actor"] or p["username"] or os.environ.get("USER") or "ansible"
     try:
-        client = RegistryClient(p["tracking_uri"], username=p["username"], password=p["password"], token=p["token"],
-                                validate_certs=p["validate_certs"], ca_path=p["ca_path"], timeout=p["timeout"])
+        client = client_from_params(p)
         if p["state"] == "rolled_back":
             result = rollback(client, p["name"], p["alias"], actor=actor, check=module.check_mode)
             result.setdefault("actions", ["set_alias"] if result["changed"] else [])

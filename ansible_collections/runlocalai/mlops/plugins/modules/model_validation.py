@@ -25,6 +25,8 @@ description:
   - With O(record=true) the report is stored on the model version as tags (C(validation.passed), C(validation.report),
     C(validation.fingerprint)), which M(runlocalai.mlops.mlflow_model) checks before moving a protected alias. Recording is
     idempotent; a report whose deterministic content (everything but latency timings) is unchanged writes nothing.
+extends_documentation_fragment:
+  - runlocalai.mlops.mlflow_connection
 author:
   - runlocalai contributors (@runlocalai)
 requirements:
@@ -40,29 +42,6 @@ attributes:
     description: Shows the validation tags before and after when O(record=true).
     support: full
 options:
-  tracking_uri:
-    description: URL of the MLflow tracking server. Defaults to E(MLFLOW_TRACKING_URI).
-    type: str
-  username:
-    description: Basic-auth user. Defaults to E(MLFLOW_TRACKING_USERNAME).
-    type: str
-  password:
-    description: Basic-auth password. Defaults to E(MLFLOW_TRACKING_PASSWORD).
-    type: str
-  token:
-    description: Bearer token. Defaults to E(MLFLOW_TRACKING_TOKEN).
-    type: str
-  validate_certs:
-    description: Verify the server's TLS certificate.
-    type: bool
-    default: true
-  ca_path:
-    description: CA bundle for the server's certificate.
-    type: path
-  timeout:
-    description: Seconds to wait for each registry API request.
-    type: int
-    default: 30
   model_uri:
     description: The candidate, C(models:/name/version), C(models:/name@alias) or C(runs:/run_id/path).
     type: str
@@ -208,7 +187,9 @@ from ansible_collections.runlocalai.mlops.plugins.module_utils.mlflow_registry i
     HAS_REQUESTS,
     TAG_VALIDATION_FINGERPRINT,
     TAG_VALIDATION_PASSED,
-    RegistryClient,
+    CONNECTION_MUTUALLY_EXCLUSIVE,
+    client_from_params,
+    connection_argument_spec,
     RegistryError,
     tag_dict,
 )
@@ -226,13 +207,7 @@ from ansible_collections.runlocalai.mlops.plugins.module_utils.model_eval import
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            tracking_uri=dict(type="str", fallback=(env_fallback, ["MLFLOW_TRACKING_URI"])),
-            username=dict(type="str", fallback=(env_fallback, ["MLFLOW_TRACKING_USERNAME"])),
-            password=dict(type="str", no_log=True, fallback=(env_fallback, ["MLFLOW_TRACKING_PASSWORD"])),
-            token=dict(type="str", no_log=True, fallback=(env_fallback, ["MLFLOW_TRACKING_TOKEN"])),
-            validate_certs=dict(type="bool", default=True),
-            ca_path=dict(type="path"),
-            timeout=dict(type="int", default=30),
+            connection_argument_spec(env_fallback),
             model_uri=dict(type="str", required=True),
             data_path=dict(type="path", required=True),
             label_column=dict(type="str", required=True),
@@ -255,7 +230,7 @@ def main():
             record=dict(type="bool", default=False),
             fail_on_error=dict(type="bool", default=False),
         ),
-        mutually_exclusive=[("token", "username"), ("token", "password")],
+        mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE,
         supports_check_mode=True,
     )
     if not HAS_REQUESTS:
@@ -263,8 +238,6 @@ def main():
     if not HAS_MLFLOW or not HAS_NUMPY:
         module.fail_json(msg=missing_required_lib("mlflow (with pandas and numpy)"), exception=str(MLFLOW_IMPORT_ERROR))
     p = module.params
-    if not p["tracking_uri"]:
-        module.fail_json(msg="tracking_uri: required (or set MLFLOW_TRACKING_URI)")
     if p["latency_samples"] < 0:
         module.fail_json(msg="latency_samples: must be 0 or more, got %d" % p["latency_samples"])
     if p["memory_factor"] <= 0:
@@ -276,8 +249,7 @@ def main():
                                     "champion_model", "champion_metrics", "champion_tolerance"))
     spec["connection"] = connection
     try:
-        client = RegistryClient(p["tracking_uri"], username=p["username"], password=p["password"], token=p["token"],
-                                validate_certs=p["validate_certs"], ca_path=p["ca_path"], timeout=p["timeout"])
+        client = client_from_params(p)
         report = evaluate(client, spec)
         version = report["model"]["version"]
         recorded = False

@@ -157,3 +157,81 @@ def trained(mlflow_server):
     if "trained" not in _STATE:
         _STATE["trained"] = train_and_log(mlflow_server)
     return _STATE["trained"]
+
+
+class Gateway:
+    """A TLS reverse proxy with bearer-token auth in front of the real server.
+
+    This is how a token-protected MLflow is usually deployed (the basic-auth app
+    itself takes only passwords): the proxy checks `Authorization: Bearer TOKEN`
+    and forwards to MLflow with the admin's basic auth. Its certificate is
+    self-signed, so clients must be given `ca_path` (or switch verification off).
+    """
+
+    TOKEN = "gateway-test-token-1"
+
+    def __init__(self, upstream):
+        import base64
+        import ssl
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import requests
+
+        self.dir = tempfile.mkdtemp(prefix="mlflow-gateway-")
+        self.ca_path = os.path.join(self.dir, "cert.pem")
+        key = os.path.join(self.dir, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", self.ca_path],
+                       check=True, capture_output=True)
+        basic = "Basic " + base64.b64encode(("%s:%s" % (ADMIN, ADMIN_PASSWORD)).encode()).decode()
+        token = self.TOKEN
+        self.requests_seen = 0
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _forward(self):
+                if self.headers.get("Authorization") != "Bearer " + token:
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                gateway.requests_seen += 1
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = dict((k, v) for k, v in self.headers.items() if k.lower() not in ("authorization", "host", "content-length"))
+                headers["Authorization"] = basic
+                answer = requests.request(self.command, upstream + self.path, data=body, headers=headers, timeout=60, stream=False)
+                content = answer.content
+                self.send_response(answer.status_code)
+                for name, value in answer.headers.items():
+                    if name.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _forward
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.ca_path, key)
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = "https://127.0.0.1:%d" % self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tls_gateway(mlflow_server):
+    gateway = Gateway(mlflow_server.url)
+    yield gateway
+    gateway.stop()
