@@ -4,6 +4,7 @@ and its validation rules exercised with bad input."""
 
 import json
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -154,6 +155,32 @@ def test_group_vars_carry_tracking_uri_and_artifact_bucket(rendered):
     assert "mlflow_artifact_bucket" not in listed["_meta"]["hostvars"]["gpu-1"]
     assert outputs["mlflow_tracking_uri"] == "https://10.0.1.10"
     assert outputs["groups"]["serving"] == ["cpu-1", "gpu-1", "gpu-2"]
+
+
+def test_aws_group_vars_map_the_bucket_onto_the_mlflow_server_role(rendered, tmp_path):
+    """inventories/aws/group_vars next to the rendered hosts.yml: the role's own variable names resolve."""
+    _, path = rendered
+    shutil.copy(path, tmp_path / "hosts.yml")
+    shutil.copytree(ROOT / "inventories" / "aws" / "group_vars", tmp_path / "group_vars")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="json",
+               ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+    names = ["mlflow_server_artifacts", "mlflow_server_s3_bucket", "mlflow_server_s3_prefix", "mlflow_server_listen_address",
+             "mlflow_server_nginx_enabled", "mlflow_server_nginx_https_port"]
+    # debug runs on the controller: nothing connects to the (made-up) host.
+    result = subprocess.run(
+        [str(ANSIBLE_INVENTORY.parent / "ansible"), "tracking", "-i", str(tmp_path / "hosts.yml"), "-m", "ansible.builtin.debug",
+         "-a", "msg={{ {%s} | to_json }}" % ", ".join("'%s': %s" % (n, n) for n in names)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    shown = json.loads(json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"]["tracking"]["msg"])
+    assert shown == {
+        "mlflow_server_artifacts": "s3",
+        "mlflow_server_s3_bucket": "runlocalai-artifacts-123456789012",
+        "mlflow_server_s3_prefix": "mlflow",
+        "mlflow_server_listen_address": "10.0.1.10",
+        "mlflow_server_nginx_enabled": True,
+        "mlflow_server_nginx_https_port": 443,
+    }
 
 
 def test_rendered_inventory_passes_yamllint(rendered):
