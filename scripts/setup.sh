@@ -40,8 +40,9 @@ if ! docker info >/dev/null 2>&1; then
   if [ -d /run/systemd/system ]; then
     "${sudo_cmd[@]}" systemctl start docker
   else
-    # No systemd here (CI and sandboxed builders): run dockerd in the background.
-    "${sudo_cmd[@]}" nohup dockerd >"$cache/dockerd.log" 2>&1 &
+    # No systemd here (CI and sandboxed builders): run dockerd in the background,
+    # in its own session so that it outlives the shell that started it.
+    "${sudo_cmd[@]}" setsid nohup dockerd >"$cache/dockerd.log" 2>&1 </dev/null &
   fi
   for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
   docker info >/dev/null 2>&1 || { say "the Docker engine did not start, see $cache/dockerd.log"; exit 1; }
