@@ -1,0 +1,358 @@
+"""Real state left by the monitoring role (molecule verify).
+
+monitoring-debian12 runs Prometheus, Alertmanager and node-exporter on
+loopback; monitoring-debian13 runs node-exporter on its container address and
+stands in for a serving and an MLflow host (see prepare.yml). HTTP checks run
+inside the hosts (the services listen on loopback there), with the hosts'
+own Python.
+"""
+
+import json
+import os
+import re
+import time
+
+import pytest
+import testinfra
+
+MONITOR = "monitoring-debian12"
+NODE = "monitoring-debian13"
+ALERTS = [
+    "ModelServiceDown",
+    "ModelLatencyP95High",
+    "ModelDataDrift",
+    "ModelConfidenceDrop",
+    "ModelAccuracyLow",
+    "HostCpuPressure",
+    "HostMemoryPressure",
+    "HostDiskSpaceLow",
+    "HostDiskFillingUp",
+    "NodeExporterDown",
+    "ScrapeTargetDown",
+]
+PROM = "http://127.0.0.1:9090"
+AM = "http://127.0.0.1:9093"
+TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
+SECRETS = "/etc/prometheus/secrets"
+
+# GET a URL from inside a host: prints {"status": ..., "body": ...}.
+HTTP_GET = """
+import json, sys, urllib.error, urllib.request
+try:
+    r = urllib.request.urlopen(sys.argv[1], timeout=10)
+    print(json.dumps({"status": r.status, "body": r.read().decode()}))
+except urllib.error.HTTPError as e:
+    print(json.dumps({"status": e.code, "body": e.read().decode()}))
+"""
+# Try a TCP connection from inside a host: prints "open" or "refused".
+CONNECT = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close()
+    print("open")
+except OSError:
+    print("refused")
+"""
+
+
+def name(host):
+    return host.backend.get_hostname()
+
+
+def only(host, wanted):
+    if name(host) != wanted:
+        pytest.skip("checked on " + wanted)
+
+
+def other(hostname):
+    return testinfra.get_host(
+        "ansible://" + hostname, ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"]
+    )
+
+
+def get(host, url):
+    return json.loads(host.check_output("python3 -c %s %s", HTTP_GET, url))
+
+
+def api(host, url):
+    reply = get(host, url)
+    assert reply["status"] == 200, reply
+    return json.loads(reply["body"])
+
+
+def connects(host, address, port):
+    return host.check_output("python3 -c %s %s %s", CONNECT, address, str(port)) == "open"
+
+
+def address(host):
+    return host.check_output("hostname -I").split()[0]
+
+
+def wait_for(probe, what, timeout=120, interval=3):
+    """Poll probe() until it returns something truthy; fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail("gave up waiting for %s (last: %r)" % (what, last))
+
+
+def firing(host, alertname, **labels):
+    alerts = api(host, PROM + "/api/v1/alerts")["data"]["alerts"]
+    return [
+        a
+        for a in alerts
+        if a["labels"].get("alertname") == alertname
+        and a["state"] == "firing"
+        and all(a["labels"].get(k) == v for k, v in labels.items())
+    ]
+
+
+def query(host, promql):
+    from urllib.parse import quote
+
+    return api(host, PROM + "/api/v1/query?query=" + quote(promql))["data"]["result"]
+
+
+# --- both hosts -----------------------------------------------------------------
+
+
+def test_node_exporter_runs_sandboxed(host):
+    service = host.service("prometheus-node-exporter")
+    assert service.is_running and service.is_enabled
+    score = host.check_output("systemd-analyze security prometheus-node-exporter | tail -1")
+    assert float(score.split("level for prometheus-node-exporter.service:")[1].split()[0]) <= 2.0, score
+
+
+def test_textfile_directory_is_writable_by_the_model_server_group(host):
+    d = host.file(TEXTFILE_DIR)
+    assert d.is_directory
+    assert (d.user, d.group, d.mode) == ("root", "runlocalai-model", 0o775)
+
+
+def test_node_exporter_listens_where_configured(host):
+    args = host.file("/etc/default/prometheus-node-exporter").content_string
+    assert "--collector.textfile.directory=" + TEXTFILE_DIR in args
+    if name(host) == MONITOR:
+        assert "--web.listen-address=127.0.0.1:9100" in args
+        assert connects(host, "127.0.0.1", 9100)
+        assert not connects(host, address(host), 9100)
+    else:
+        assert "--web.listen-address=%s:9100" % address(host) in args
+        assert connects(host, address(host), 9100)
+        assert not connects(host, "127.0.0.1", 9100)
+
+
+# --- the node-exporter-only host ----------------------------------------------------
+
+
+def test_no_prometheus_on_the_node_only_host(host):
+    only(host, NODE)
+    assert not host.package("prometheus").is_installed
+    assert not host.package("prometheus-alertmanager").is_installed
+
+
+# --- the monitoring host -----------------------------------------------------------
+
+
+def test_server_services_run_sandboxed(host):
+    only(host, MONITOR)
+    for unit in ("prometheus", "prometheus-alertmanager"):
+        service = host.service(unit)
+        assert service.is_running and service.is_enabled, unit
+        score = host.check_output("systemd-analyze security %s | tail -1", unit)
+        assert float(score.split("level for %s.service:" % unit)[1].split()[0]) <= 2.0, score
+
+
+def test_everything_on_loopback(host):
+    only(host, MONITOR)
+    mine = address(host)
+    for port in (9090, 9093, 9100):
+        assert connects(host, "127.0.0.1", port), port
+        assert not connects(host, mine, port), port
+    # Alertmanager's HA gossip listener is switched off.
+    assert not connects(host, "127.0.0.1", 9094)
+    assert not connects(host, mine, 9094)
+    prom = host.file("/etc/default/prometheus").content_string
+    assert "--web.listen-address=127.0.0.1:9090" in prom
+    assert "--storage.tsdb.retention.time=2d" in prom
+    am = host.file("/etc/default/prometheus-alertmanager").content_string
+    assert "--web.listen-address=127.0.0.1:9093" in am
+    assert re.search(r'--cluster.listen-address=(\s|")', am), am
+
+
+def test_ready_endpoints(host):
+    only(host, MONITOR)
+    assert get(host, PROM + "/-/ready")["status"] == 200
+    assert get(host, AM + "/-/ready")["status"] == 200
+
+
+@pytest.mark.parametrize(
+    "path,user,group,mode",
+    [
+        ("/etc/prometheus/prometheus.yml", "root", "prometheus", 0o640),
+        ("/etc/prometheus/alertmanager.yml", "root", "prometheus", 0o640),
+        ("/etc/prometheus/rules", "root", "prometheus", 0o750),
+        ("/etc/prometheus/rules/runlocalai.rules.yml", "root", "prometheus", 0o640),
+        ("/etc/prometheus/tests/runlocalai.rules.test.yml", "root", "prometheus", 0o640),
+        (SECRETS, "root", "prometheus", 0o750),
+        (SECRETS + "/mlflow-metrics", "root", "prometheus", 0o640),
+        (SECRETS + "/alertmanager-smtp", "root", "prometheus", 0o640),
+        ("/etc/prometheus/mlflow-ca.pem", "root", "root", 0o644),
+    ],
+)
+def test_file_owners_and_modes(host, path, user, group, mode):
+    only(host, MONITOR)
+    f = host.file(path)
+    assert f.exists, path
+    assert (f.user, f.group, f.mode) == (user, group, mode)
+
+
+def test_secrets_only_in_password_files(host):
+    only(host, MONITOR)
+    metrics_password = host.file(SECRETS + "/mlflow-metrics").content_string
+    smtp_password = host.file(SECRETS + "/alertmanager-smtp").content_string
+    assert len(metrics_password) >= 12 and len(smtp_password) >= 12
+    prom = host.file("/etc/prometheus/prometheus.yml").content_string
+    am = host.file("/etc/prometheus/alertmanager.yml").content_string
+    assert metrics_password not in prom and smtp_password not in am
+    assert "password_file: %s/mlflow-metrics" % SECRETS in prom
+    assert "smtp_auth_password_file: %s/alertmanager-smtp" % SECRETS in am
+    # The CA read from the MLflow host is the certificate its nginx serves.
+    ca = host.file("/etc/prometheus/mlflow-ca.pem").content_string
+    assert ca == other(NODE).file("/etc/runlocalai/mlflow/tls/server.crt").content_string
+
+
+def test_configuration_validates(host):
+    only(host, MONITOR)
+    host.run_expect([0], "promtool check config /etc/prometheus/prometheus.yml")
+    host.run_expect([0], "promtool check rules /etc/prometheus/rules/runlocalai.rules.yml")
+    host.run_expect([0], "amtool check-config /etc/prometheus/alertmanager.yml")
+
+
+def test_alert_rule_unit_tests_pass(host):
+    only(host, MONITOR)
+    result = host.run("promtool test rules /etc/prometheus/tests/runlocalai.rules.test.yml")
+    assert result.rc == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+    # Every alert of the rule set has a test that expects it to fire.
+    tests = host.file("/etc/prometheus/tests/runlocalai.rules.test.yml").content_string
+    for alert in ALERTS:
+        assert "alertname: %s\n        exp_alerts:\n          - exp_labels:" % alert in tests, alert
+
+
+def test_default_route_delivers_nowhere(host):
+    only(host, MONITOR)
+    import yaml
+
+    config = yaml.safe_load(host.file("/etc/prometheus/alertmanager.yml").content_string)
+    assert config["route"]["receiver"] == "null"
+    receivers = {r["name"]: r for r in config["receivers"]}
+    assert receivers["null"] == {"name": "null"}
+    assert receivers["lab-webhook"]["webhook_configs"][0]["url"] == "http://127.0.0.1:9099/alerts"
+    assert receivers["lab-email"]["email_configs"][0]["to"] == "oncall@example.org"
+
+
+def test_all_rules_loaded(host):
+    only(host, MONITOR)
+    groups = api(host, PROM + "/api/v1/rules")["data"]["groups"]
+    rules = {r["name"]: r for g in groups for r in g["rules"] if r["type"] == "alerting"}
+    assert sorted(rules) == sorted(ALERTS)
+    assert all(r["health"] == "ok" for r in rules.values()), rules
+    assert rules["ModelServiceDown"]["labels"] == {"severity": "critical", "site": "molecule"}
+
+
+def test_every_target_up(host):
+    only(host, MONITOR)
+    node_address = address(other(NODE))
+    expected = {
+        ("prometheus", MONITOR): "127.0.0.1:9090",
+        ("alertmanager", MONITOR): "127.0.0.1:9093",
+        ("node", MONITOR): "127.0.0.1:9100",
+        ("node", NODE): node_address + ":9100",
+        ("model_server", NODE): node_address + ":8000",
+        ("mlflow", NODE): node_address + ":443",
+    }
+
+    def targets():
+        active = api(host, PROM + "/api/v1/targets")["data"]["activeTargets"]
+        found = {(t["labels"]["job"], t["labels"]["instance"]): t for t in active}
+        if set(found) == set(expected) and all(t["health"] == "up" for t in found.values()):
+            return found
+        return None
+
+    found = wait_for(targets, "every target up")
+    for key, addr in expected.items():
+        assert found[key]["scrapeUrl"] == "%s://%s/metrics" % ("https" if key[0] == "mlflow" else "http", addr)
+    assert found[("model_server", NODE)]["labels"]["model_service"] == "iris"
+    # The series behind them arrived: the model service's and MLflow's metrics.
+    assert query(host, 'mlops_model_ready{job="model_server", model="iris"}')
+    assert query(host, 'mlflow_http_request_total{job="mlflow"}')
+
+
+def test_textfile_metric_reaches_prometheus_and_drift_alert_fires(host):
+    only(host, MONITOR)
+    probe = TEXTFILE_DIR + "/mlops_drift_molecule.prom"
+    # Written as a member of the textfile group only (not root), as the drift timer would.
+    gid = host.check_output("getent group runlocalai-model").split(":")[2]
+    script = (
+        "echo 'mlops_drift_share{model=\"molecule\",model_version=\"7\"} 0.8' > " + probe + " && "
+        "echo 'mlops_drift_detected{model=\"molecule\",model_version=\"7\"} 1' >> " + probe
+    )
+    host.run_expect([0], "setpriv --reuid=65534 --regid=%s --clear-groups sh -c %s", gid, script)
+    try:
+        assert host.file(probe).user == "nobody"
+        metrics = get(host, "http://127.0.0.1:9100/metrics")["body"]
+        assert 'mlops_drift_share{model="molecule",model_version="7"} 0.8' in metrics
+        wait_for(
+            lambda: query(host, 'mlops_drift_share{job="node", instance="%s", model="molecule"}' % MONITOR),
+            "the textfile metric in Prometheus",
+        )
+        alert = wait_for(
+            lambda: firing(host, "ModelDataDrift", model="molecule", instance=MONITOR), "ModelDataDrift firing"
+        )[0]
+        assert alert["labels"]["severity"] == "warning" and alert["labels"]["site"] == "molecule"
+        assert alert["annotations"]["description"].startswith("80% of the checked features drifted")
+    finally:
+        host.run("rm -f %s", probe)
+
+
+def test_stopped_model_service_fires_an_alert_that_reaches_the_webhook(host):
+    only(host, MONITOR)
+    node = other(NODE)
+    node.run_expect([0], "systemctl stop fake-model-iris")
+    try:
+        alert = wait_for(
+            lambda: firing(host, "ModelServiceDown", instance=NODE, model_service="iris"), "ModelServiceDown firing"
+        )[0]
+        assert alert["labels"]["severity"] == "critical"
+        assert alert["annotations"]["summary"] == "Model service iris on %s is down" % NODE
+
+        def in_alertmanager():
+            alerts = api(host, AM + "/api/v2/alerts")
+            return [a for a in alerts if a["labels"].get("alertname") == "ModelServiceDown"]
+
+        assert wait_for(in_alertmanager, "ModelServiceDown in Alertmanager")[0]["receivers"][0]["name"] == (
+            "lab-webhook"
+        )
+
+        def delivered():
+            sink = host.file("/var/lib/webhook-sink/alerts.jsonl")
+            if not sink.exists:
+                return None
+            for line in sink.content_string.splitlines():
+                note = json.loads(line)
+                for a in note["alerts"]:
+                    if a["labels"]["alertname"] == "ModelServiceDown" and a["status"] == "firing":
+                        return note
+            return None
+
+        note = wait_for(delivered, "the webhook notification")
+        assert note["receiver"] == "lab-webhook"
+        # Only the routed alert went to the webhook; the drift alert above did not.
+        assert all(a["labels"]["alertname"] == "ModelServiceDown" for a in note["alerts"])
+    finally:
+        node.run("systemctl start fake-model-iris")
