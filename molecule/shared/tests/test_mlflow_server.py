@@ -210,6 +210,34 @@ def test_pinned_version_is_installed(host):
     assert version == PINNED_VERSION
 
 
+@pytest.mark.skipif(SCENARIO != "mlflow_sqlite", reason="backup and restore run in the SQLite scenario")
+def test_restore_brought_back_the_snapshot_state(host, server):
+    auth = ("admin", secret("admin"))
+    kept = get(server, "/api/2.0/mlflow/registered-models/get", auth, params={"name": "kept-by-restore"})
+    assert kept.status_code == 200, kept.text
+    lost = get(server, "/api/2.0/mlflow/registered-models/get", auth, params={"name": "lost-by-restore"})
+    assert lost.status_code == 404 and lost.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    proof = json.loads(host.file("/root/restore-proof.json").content_string)
+    artifact = get(server, "/get-artifact", auth, params={"run_id": proof["run_id"], "path": "proof.txt"})
+    assert artifact.status_code == 200 and artifact.text == "restored artifact"
+
+
+@pytest.mark.skipif(SCENARIO != "mlflow_sqlite", reason="backup and restore run in the SQLite scenario")
+def test_snapshot_archive_is_private_and_complete(host):
+    archives = host.check_output("ls %s/backups/mlflow-snapshot-*.tar.gz" % HOME).split()
+    assert len(archives) == 1
+    archive = host.file(archives[0])
+    assert (archive.user, archive.group, archive.mode) == ("mlops", "mlops", 0o600)
+    members = set(host.check_output("tar -tzf %s" % archives[0]).split())
+    name = os.path.basename(archives[0])[:-len(".tar.gz")]
+    assert {name + "/" + m for m in ("manifest.json", "mlflow.db", "basic_auth.db", "artifacts.tar.gz")} <= members
+    manifest = json.loads(host.check_output("tar -xzOf %s %s/manifest.json" % (archives[0], name)))
+    assert manifest["format"] == "runlocalai.mlops/mlflow-snapshot" and manifest["mlflow_version"] == PINNED_VERSION
+    assert manifest["schema_revision"] and manifest["backend"] == "sqlite"
+    fetched = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "backups" / host.backend.get_hostname() / os.path.basename(archives[0])
+    assert fetched.stat().st_size == archive.size
+
+
 @pytest.mark.skipif(SCENARIO != "mlflow_sqlite", reason="the upgrade is exercised in the SQLite scenario")
 def test_upgrade_backed_up_the_old_schema_and_migrated_the_store(host):
     backups = host.check_output("ls %s/backups" % HOME).split()

@@ -3,13 +3,16 @@
 Runs on the tracking host with the MLflow virtualenv's Python. Secrets come
 from the environment or stdin, never from the command line.
 
-usage: mlflow_admin.py revision | upgrade | users [--check]
+usage: mlflow_admin.py revision | upgrade | users [--check] | sqlite-copy SRC DEST
   revision  print the alembic revision of the store in $MLFLOW_BACKEND_STORE_URI
             (empty when the store has no schema yet)
   upgrade   migrate that store to this MLflow's schema (what `mlflow db upgrade` does)
   users     read {"db_uri": ..., "users": [{"username", "password", "is_admin"}]} on
             stdin; create missing users, rotate passwords and admin flags that differ;
             print {"changed": [...]}. With --check nothing is written.
+  sqlite-copy
+            copy the SQLite database SRC to DEST with SQLite's online backup API:
+            consistent while the server keeps writing (a file copy is not)
 """
 
 import json
@@ -68,6 +71,19 @@ def users(spec, check):
     return {"changed": changed}
 
 
+def sqlite_copy(source, dest):
+    import sqlite3
+
+    if not os.path.isfile(source):
+        sys.exit("mlflow_admin: %s does not exist" % source)
+    src = sqlite3.connect(source)
+    dst = sqlite3.connect(dest)
+    with dst:
+        src.backup(dst)
+    dst.close()
+    src.close()
+
+
 def main(argv):
     command = argv[1] if len(argv) > 1 else ""
     if command == "revision":
@@ -77,6 +93,8 @@ def main(argv):
         print(revision())
     elif command == "users":
         print(json.dumps(users(json.load(sys.stdin), "--check" in argv[2:])))
+    elif command == "sqlite-copy" and len(argv) == 4:
+        sqlite_copy(argv[2], argv[3])
     else:
         sys.exit(__doc__)
 
