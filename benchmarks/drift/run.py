@@ -190,6 +190,7 @@ def worker_evidently(ref, cur):
 # ----------------------------------------------------------------------------------------------
 
 def measure(python, tool, ref, cur, profile, repeats, timeout):
+    load_before = os.getloadavg()[0]
     runs = []
     for _ in range(repeats):
         proc = subprocess.run([python, os.path.abspath(__file__), "--worker", tool, ref, cur, profile],
@@ -204,6 +205,7 @@ def measure(python, tool, ref, cur, profile, repeats, timeout):
         "baseline_rss_mb": max(r["baseline_rss_mb"] for r in runs),
         "flagged": runs[-1]["flagged"],
         "methods": runs[-1].get("methods"),
+        "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
 
@@ -243,22 +245,22 @@ def main():
             print("%8d rows  %-10s %s" % (rows, tool, json.dumps(size[tool])), flush=True)
     results["load_average_at_end"] = os.getloadavg()
     print()
-    print("| rows | tool | median s | runs s | peak RSS MB (after imports) | flagged | false positives | missed |")
-    print("|---:|---|---:|---|---:|---|---:|---:|")
+    print("| rows | tool | median s | runs s | peak RSS MB (after imports) | flagged | false positives | missed | load 1m before, after |")
+    print("|---:|---|---:|---|---:|---|---:|---:|---|")
     for rows, size in results["sizes"].items():
         for tool, r in size.items():
             if "error" in r:
-                print("| %s | %s | error: %s | | | | | |" % (rows, tool, r["error"]))
+                print("| %s | %s | error: %s | | | | | | |" % (rows, tool, r["error"]))
                 continue
             fp = [f for f in r["flagged"] if f not in DRIFTED]
             missed = [f for f in DRIFTED if f not in r["flagged"]]
-            print("| %s | %s | %.3f | %s | %.0f (%.0f) | %s | %d | %d |" % (
+            print("| %s | %s | %.3f | %s | %.0f (%.0f) | %s | %d | %d | %s |" % (
                 rows, tool, r["median_seconds"], ", ".join("%.2f" % s for s in r["all_seconds"]), r["peak_rss_mb"],
-                r["baseline_rss_mb"], ", ".join(r["flagged"]), len(fp), len(missed)))
+                r["baseline_rss_mb"], ", ".join(r["flagged"]), len(fp), len(missed), ", ".join("%.2f" % v for v in r["load_1m"])))
         if "evidently" in size and "error" not in size["evidently"]:
             ratios = ["%s %.1fx" % (tool, size["evidently"]["median_seconds"] / size[tool]["median_seconds"])
                       for tool in ("engine", "engine-raw") if tool in size and "error" not in size[tool]]
-            print("| %s | speed-up vs Evidently | %s | | | | | |" % (rows, ", ".join(ratios)))
+            print("| %s | speed-up vs Evidently | %s | | | | | | |" % (rows, ", ".join(ratios)))
     print("\nload average: start %s, end %s; cpus %s" % (results["load_average_at_start"], results["load_average_at_end"], results["cpus"]))
     with open(os.path.join(args.workdir, "results.json"), "w") as handle:
         json.dump(results, handle, indent=2)

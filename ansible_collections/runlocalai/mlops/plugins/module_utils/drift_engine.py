@@ -257,15 +257,15 @@ def _distance_threshold(options, kind):
 
 def _numeric_stats(name, ref, column, options, want_plot):
     """Everything about one numeric feature that does not need the other features' p-values."""
-    present = column[~np.isnan(column)]
     rows = int(column.size)
-    m = int(present.size)
+    cur = np.sort(column)  # NaN (missing) sorts last
+    m = rows - int(np.count_nonzero(np.isnan(cur)))
+    cur = cur[:m]
     n = int(ref["count"])
     out = {"type": "numeric", "n_reference": n, "n_current": m, "rows_reference": int(ref["rows"]), "rows_current": rows,
            "missing_reference": int(ref["missing"]), "missing_current": rows - m}
     if m == 0:
         return out
-    cur = np.sort(present)
     sketch = sketch_array(ref)
     cmp_ = compare_numeric(sketch, cur, n)
     edges = np.asarray(ref["bins"]["edges"], dtype=np.float64)

@@ -178,6 +178,34 @@ def numeric_share(cats):
     return float(counted[ok].sum()) / total if total else 0.0
 
 
+def parse_float_lists(texts):
+    """Parse JSON arrays of numbers given without their brackets ("1.5,-2.0e-3,7.25") into float64
+    arrays with pyarrow's C++ CSV float parser (one value per line), which rounds correctly as
+    Python's float() does, so the values are identical to json.loads'. Returns None (the caller
+    falls back to json) without pyarrow or when any text is not a plain list of numbers."""
+    if not HAS_PYARROW or not texts:
+        return None
+    sizes = [text.count(",") + 1 if text else 0 for text in texts]
+    blob = "\n".join(text for text in texts if text).replace(",", "\n").encode("ascii", "replace")
+    try:
+        table = pa_csv.read_csv(
+            io.BytesIO(blob), read_options=pa_csv.ReadOptions(column_names=["v"], use_threads=True, block_size=1 << 19),
+            parse_options=pa_csv.ParseOptions(quote_char=False, ignore_empty_lines=False),
+            convert_options=pa_csv.ConvertOptions(column_types={"v": pa.float64()}, null_values=[], strings_can_be_null=False))
+    except (pa.ArrowInvalid, OSError):
+        return None
+    column = table.column("v")
+    if column.null_count or len(column) != sum(sizes):
+        return None
+    values = _arrow_to_float(column, np.dtype("=f8"))
+    out = []
+    pos = 0
+    for size in sizes:
+        out.append(values[pos:pos + size])
+        pos += size
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Dispatch
 # ---------------------------------------------------------------------------------------------
@@ -271,7 +299,8 @@ def _read_csv_arrow(path, header, names, types, what, delimiter):
     def load(include, kinds):
         convert = pa_csv.ConvertOptions(
             include_columns=include, column_types=kinds, null_values=list(NULL_TOKENS),
-            strings_can_be_null=True, quoted_strings_can_be_null=True)
+            strings_can_be_null=True, quoted_strings_can_be_null=True,
+            auto_dict_encode=True, auto_dict_max_cardinality=AUTO_DICT_MAX_CARDINALITY)
         return pa_csv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
 
     try:
@@ -293,25 +322,101 @@ def _read_csv_arrow(path, header, names, types, what, delimiter):
     return Table(columns, table.num_rows, path, header, row_offset=2)
 
 
+# Per-chunk limit of distinct strings up to which the CSV reader dictionary-encodes a text column
+# while it parses (a column above it in any chunk is read as plain strings and encoded afterwards).
+AUTO_DICT_MAX_CARDINALITY = 10000
+
+
+def _chunks(array):
+    return array.chunks if isinstance(array, pa.ChunkedArray) else [array]
+
+
+def _present_mask(chunk):
+    """bool array, True where the chunk has a value; None when it has no nulls. Read from the
+    validity bitmap: no pyarrow.compute (and none of the pandas import that some pyarrow
+    conversions trigger)."""
+    if chunk.null_count == 0:
+        return None
+    bitmap = chunk.buffers()[0]
+    start = chunk.offset
+    bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), count=start + len(chunk), bitorder="little")
+    return bits[start:].astype(bool)
+
+
+def _chunk_values(chunk, dtype):
+    """The value buffer of a fixed-width chunk as a numpy view (slots under nulls undefined)."""
+    return np.frombuffer(chunk.buffers()[1], dtype=dtype, count=chunk.offset + len(chunk))[chunk.offset:]
+
+
+def _numpy_dtype(kind):
+    """numpy dtype of a pyarrow integer or floating type (None for other types)."""
+    if pa.types.is_floating(kind):
+        return np.dtype("=f%d" % (kind.bit_width // 8))
+    if pa.types.is_integer(kind):
+        return np.dtype("=%s%d" % ("i" if pa.types.is_signed_integer(kind) else "u", kind.bit_width // 8))
+    return None
+
+
+def _arrow_to_float(array, dtype):
+    chunks = _chunks(array)
+    out = np.empty(sum(len(c) for c in chunks), dtype=np.float64)
+    pos = 0
+    for chunk in chunks:
+        size = len(chunk)
+        if size:
+            part = out[pos:pos + size]
+            part[...] = _chunk_values(chunk, dtype)
+            present = _present_mask(chunk)
+            if present is not None:
+                part[~present] = np.nan
+        pos += size
+    return out
+
+
+def _arrow_dictionary_to_categories(array):
+    """Dictionary-encoded chunks (each with its own dictionary) -> one Categories column."""
+    chunks = _chunks(array)
+    codes = np.empty(sum(len(c) for c in chunks), dtype=np.int32)
+    index = {}
+    pos = 0
+    for chunk in chunks:
+        size = len(chunk)
+        if not size:
+            continue
+        lookup = np.array([-1 if value is None else index.setdefault(value, len(index)) for value in chunk.dictionary.to_pylist()] + [-1],
+                          dtype=np.int32)
+        indices = chunk.indices
+        local = np.asarray(_chunk_values(indices, _numpy_dtype(indices.type)), dtype=np.int64)
+        present = _present_mask(indices)
+        if present is not None:
+            local = np.where(present, local, lookup.size - 1)
+        codes[pos:pos + size] = lookup[local]
+        pos += size
+    return Categories(list(index), codes)
+
+
 def arrow_to_column(chunked):
     """A pyarrow (Chunked)Array -> float64 array or Categories."""
     kind = chunked.type
-    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-        return np.asarray(chunked.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    dtype = _numpy_dtype(kind)
+    if dtype is not None:
+        return _arrow_to_float(chunked, dtype)
+    if pa.types.is_decimal(kind):
+        return _arrow_to_float(chunked.cast(pa.float64()), np.dtype("=f8"))
     if pa.types.is_null(kind):
         return Categories([], np.full(len(chunked), -1, dtype=np.int32))
     if pa.types.is_boolean(kind):
         values = chunked.to_pylist()
         return categories_from_values(values)
-    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_dictionary(kind)):
+    if pa.types.is_dictionary(kind) and (pa.types.is_string(kind.value_type) or pa.types.is_large_string(kind.value_type)):
+        return _arrow_dictionary_to_categories(chunked)
+    if pa.types.is_dictionary(kind):
+        chunked = chunked.cast(kind.value_type)
+    if not (pa.types.is_string(chunked.type) or pa.types.is_large_string(chunked.type)):
         chunked = chunked.cast(pa.string())
     if isinstance(chunked, pa.ChunkedArray):
         chunked = chunked.combine_chunks()
-    if not pa.types.is_dictionary(chunked.type):
-        chunked = chunked.dictionary_encode()
-    codes = np.asarray(chunked.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int32)
-    values = chunked.dictionary.to_pylist()
-    return Categories(values, codes)
+    return _arrow_dictionary_to_categories(chunked.dictionary_encode())
 
 
 def _read_csv_python(path, header, names, types, what, delimiter):

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 
+from .drift_io import parse_float_lists
 from .drift_stats import DriftInputError, quantile_edges, quantile_sketch, bin_counts, require_numpy
 
 try:
@@ -141,10 +142,62 @@ def looks_like_profile(path):
     return False
 
 
+# A numeric feature's sample as dumps_profile writes it (keys sorted, no spaces).
+_SAMPLE_HEADS = tuple('"sample":{"kind":"%s","values":[' % kind for kind in ("exact", "quantiles"))
+_PLACEHOLDER = "\\u0000sample:%d"  # JSON text; decodes to NUL + "sample:<index>"
+
+
+def _loads_profile(text):
+    """json.loads of a profile, with the numeric samples (most of the document: sample_size
+    numbers per numeric feature) parsed in C++ (drift_io.parse_float_lists) rather than one
+    Python float at a time. Same result as json.loads: a sample holding any integral value is
+    parsed by json (which keeps an integer token an int), and anything unexpected falls back
+    to json.loads of the whole text."""
+    spans = []
+    pos = text.find('"values":[')
+    while pos >= 0:
+        start = pos + len('"values":[')
+        end = text.find("]", start)
+        if end < 0:
+            break
+        if text.endswith(_SAMPLE_HEADS, 0, start) and text.startswith("]}", end) and text.find('"', start, end) < 0:
+            spans.append((start, end))
+        pos = text.find('"values":[', end)
+    arrays = parse_float_lists([text[a:b] for a, b in spans]) if spans else None
+    if arrays is None:
+        return json.loads(text)
+    parts = []
+    pos = 0
+    for i, (a, b) in enumerate(spans):
+        parts.append(text[pos:a - 1])  # up to the opening bracket
+        parts.append('"%s"' % (_PLACEHOLDER % i))
+        pos = b + 1  # after the closing bracket
+    parts.append(text[pos:])
+    doc = json.loads("".join(parts))
+    filled = 0
+    features = doc.get("features") if isinstance(doc, dict) else None
+    for feat in (features.values() if isinstance(features, dict) else ()):
+        sample = feat.get("sample") if isinstance(feat, dict) else None
+        marker = sample.get("values") if isinstance(sample, dict) else None
+        if not (isinstance(marker, str) and marker.startswith("\u0000sample:")):
+            continue
+        i = int(marker.split(":", 1)[1])
+        a, b = spans[i]
+        values = arrays[i]
+        if values.size and np.any(values == np.floor(values)):
+            sample["values"] = json.loads("[%s]" % text[a:b])
+        else:
+            sample["values"] = values.tolist()
+        filled += 1
+    if filled != len(spans):
+        return json.loads(text)
+    return doc
+
+
 def parse_profile(text, source="reference"):
     """Parse and validate a profile document; DriftInputError naming the source on any problem."""
     try:
-        profile = json.loads(text)
+        profile = _loads_profile(text)
     except ValueError as exc:
         raise DriftInputError("reference: %s is not valid JSON: %s" % (source, exc))
     return validate_profile(profile, source, _fast_hash(text))

@@ -21,10 +21,8 @@ except ImportError:  # pragma: no cover - exercised by ansible-test's import san
 
 try:
     from scipy import special as sp_special
-    from scipy import stats as sp_stats
 except ImportError:  # pragma: no cover
     sp_special = None
-    sp_stats = None
 
 
 class DriftError(Exception):
@@ -50,7 +48,7 @@ def require_numpy():
 
 def require_scipy():
     require_numpy()
-    if sp_stats is None:
+    if sp_special is None:
         raise MissingDependencyError("scipy")
 
 
@@ -108,10 +106,21 @@ def ecdf_compare(ref_sorted, cur_sorted, ref_n=None):
 EXACT_POOLED_LIMIT = 50000
 
 
+def _sorted_runs(sorted_values):
+    """Distinct values of a sorted array and the size of each run of equal values (no re-sort)."""
+    size = sorted_values.size
+    change = np.empty(size, dtype=bool)
+    change[0] = True
+    np.not_equal(sorted_values[1:], sorted_values[:-1], out=change[1:])
+    starts = np.flatnonzero(change)
+    return sorted_values[starts], np.diff(np.append(starts, size))
+
+
 def compare_numeric(ref_sketch, cur_sorted, ref_n=None):
     """ecdf_compare for any size: exact (pooled merge) while the two samples together have at
-    most EXACT_POOLED_LIMIT points, else a linear-time path for a small equal-mass reference
-    sketch against a large sorted current sample:
+    most EXACT_POOLED_LIMIT points, else a path linear in the current sample (one pass over it
+    for the Wasserstein distance, O(k log m) for the rest) for a small equal-mass reference
+    sketch of k points against a large sorted current sample of m points:
 
     - ks: exact against the sketch (the sketch's ECDF is within 1/k of the reference's);
     - wasserstein: integral over u in [0, 1] of |Q_ref(u) - Q_cur(u)|, each current order
@@ -126,7 +135,9 @@ def compare_numeric(ref_sketch, cur_sorted, ref_n=None):
     if k + m <= EXACT_POOLED_LIMIT or k == 0 or m == 0:
         return ecdf_compare(ref_sketch, cur_sorted, ref_n)
     n = k if ref_n is None else int(ref_n)
-    uniq, counts = np.unique(ref_sketch, return_counts=True)
+    if np.any(ref_sketch[1:] < ref_sketch[:-1]):
+        ref_sketch = np.sort(ref_sketch)
+    uniq, counts = _sorted_runs(ref_sketch)
     f_end = np.cumsum(counts) / float(k)
     f_prev = np.concatenate(([0.0], f_end[:-1]))
     left = np.searchsorted(cur_sorted, uniq, side="left")
@@ -134,11 +145,20 @@ def compare_numeric(ref_sketch, cur_sorted, ref_n=None):
     g_end = right / float(m)
     g_before = left / float(m)
     ks = float(max(np.max(np.abs(f_end - g_end)), np.max(np.abs(f_prev - g_before))))
-    # Quantile pairing for the Wasserstein distance.
-    idx = ((np.arange(m, dtype=np.int64) * 2 + 1) * k) // (2 * m)
-    wasserstein = float(np.mean(np.abs(cur_sorted - ref_sketch[idx])))
+    # Quantile pairing for the Wasserstein distance: current order statistic i (0-based) goes
+    # with sketch point floor((2 i + 1) k / (2 m)); sketch point j takes the i from
+    # ceil((2 m j - k) / (2 k)) on.
+    j = np.arange(k + 1, dtype=np.int64)
+    first = np.clip(-((k - 2 * m * j) // (2 * k)), 0, m)
+    paired = np.repeat(ref_sketch, np.diff(first))
+    np.subtract(paired, cur_sorted, out=paired)
+    np.abs(paired, out=paired)
+    wasserstein = float(np.sum(paired) / m)
     # CvM: integral of (F - G)^2 dH with H = (n F + m G) / N.
     on_ref = float(np.sum(counts / float(k) * (f_end - g_end) ** 2))
+    # On the current points: between consecutive bounds F is constant (v) and the current
+    # points i = b..e-1 have G = (i + 1) / m; the sum of (v - G)^2 over such a run of L points
+    # is L (v - mean G)^2 + L (L^2 - 1) / (12 m^2).
     bounds = np.empty(2 * uniq.size + 2, dtype=np.int64)
     bounds[0] = 0
     bounds[1:-1:2] = left
@@ -147,9 +167,9 @@ def compare_numeric(ref_sketch, cur_sorted, ref_n=None):
     values = np.empty(2 * uniq.size + 1)
     values[0::2] = np.concatenate((f_prev, [1.0]))
     values[1::2] = f_end
-    f_at_cur = np.repeat(values, np.diff(bounds))
-    g_at_cur = np.arange(1, m + 1) / float(m)
-    on_cur = float(np.mean((f_at_cur - g_at_cur) ** 2))
+    run = np.diff(bounds).astype(np.float64)
+    g_mean = (bounds[:-1] + bounds[1:] + 1) / (2.0 * m)
+    on_cur = float(np.sum(run * (values - g_mean) ** 2) + np.sum(run * (run * run - 1.0)) / (12.0 * m * m)) / m
     total = float(n + m)
     cvm = float(n) * m / total * (n / total * on_ref + m / total * on_cur)
     return {"ks": ks, "wasserstein": wasserstein, "cvm": cvm}
@@ -170,6 +190,9 @@ def ks_pvalue(statistic, n, m):
     require_scipy()
     en = float(n) * m / (n + m)
     if en <= KS_EXACT_EN:
+        # scipy.stats is imported here, on first use: it adds about a second to the engine's import
+        # time, and large samples never need it.
+        from scipy import stats as sp_stats  # pylint: disable=import-outside-toplevel
         p = sp_stats.kstwo.sf(statistic, int(round(en)))
     else:
         root = math.sqrt(en)

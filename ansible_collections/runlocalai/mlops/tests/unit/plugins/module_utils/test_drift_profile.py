@@ -78,3 +78,35 @@ def test_data_files_are_not_profiles(tmp_path):
     assert not dp.looks_like_profile(str(jsonl))
     assert not dp.looks_like_profile(str(csv))
     assert not dp.looks_like_profile(str(single))
+
+
+def test_fast_load_equals_json_loads(tmp_path):
+    """Samples are parsed in C++ (drift_io.parse_float_lists): the document must equal json.loads'
+    to the bit and in type, for continuous, discrete (integral floats), exact and tiny samples."""
+    rng = np.random.default_rng(4)
+    cols = {"normal": rng.normal(size=5000) * 1e-3, "wide": rng.lognormal(5, 4, size=5000), "counts": rng.poisson(3, 5000).astype(float),
+            "few": np.array([1.25, 2.5, np.nan] * 10), "c": dio.categories_from_values(list(rng.choice(["values", "sample"], 5000)))}
+    cols["few"] = np.concatenate([cols["few"], np.full(4970, np.nan)])
+    table = dio.Table(cols, 5000, "mem", list(cols))
+    profile = de.build_profile(table, [("normal", None), ("wide", None), ("counts", "numeric"), ("few", "numeric"), ("c", None)],
+                               de.make_options(sample_size=500))
+    assert profile["features"]["few"]["sample"]["kind"] == "exact"
+    text = dp.dumps_profile(profile)
+    fast = dp._loads_profile(text)
+    assert fast == json.loads(text) == profile
+    assert json.dumps(fast, sort_keys=True) == json.dumps(json.loads(text), sort_keys=True)
+    path = tmp_path / "p.json"
+    path.write_text(text)
+    assert dp.load_profile(str(path)) == profile
+
+
+def test_fast_load_keeps_integer_tokens_and_odd_layouts():
+    # a hand-made sample with integer tokens: json.loads keeps them ints, and so must the loader
+    text = ('{"features":{"a":{"sample":{"kind":"exact","values":[1,2.5,3]},"type":"numeric"},'
+            '"b":{"sample":{"kind":"exact","values":[0.5,1e-7]},"type":"numeric"}}}')
+    assert dp._loads_profile(text) == json.loads(text)
+    assert [type(v) for v in dp._loads_profile(text)["features"]["a"]["sample"]["values"]] == [int, float, int]
+    # values that are not a plain list of numbers: whole-document json
+    for odd in ('{"sample":{"kind":"exact","values":[1,"x"]}}', '{"sample":{"kind":"exact","values":[]}}',
+                '{"sample":{"kind":"exact","values":[1.5,[2]]}}', '{"x":{"sample":{"kind":"exact","values":[1.5]}}}'):
+        assert dp._loads_profile(odd) == json.loads(odd)

@@ -170,3 +170,34 @@ def test_quantile_sketch_keeps_small_samples_exact():
     values = np.sort(np.random.default_rng(0).normal(size=50))
     sketch, kind = ds.quantile_sketch(values, 100)
     assert kind == "exact" and np.array_equal(sketch, values)
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_fast_path_equals_its_definition(discrete):
+    """The large-sample path in closed form equals a direct evaluation of its definition:
+    KS against the sketch, Wasserstein with current order statistic i paired with sketch point
+    floor((2i + 1) k / (2m)), CvM with F at each current point = share of sketch points <= it."""
+    rng = np.random.default_rng(8)
+    if discrete:
+        ref = np.sort(rng.poisson(4, 300000).astype(float))
+        cur = np.sort(rng.poisson(4.3, 120001).astype(float))
+    else:
+        ref = np.sort(rng.gamma(2, 3, 300000))
+        cur = np.sort(rng.gamma(2.1, 3, 120001))
+    sketch, _kind = ds.quantile_sketch(ref, 7000)
+    k, m, n = sketch.size, cur.size, ref.size
+    fast = ds.compare_numeric(sketch, cur, ref_n=n)
+    assert fast["ks"] == ds.ecdf_compare(sketch, cur, ref_n=n)["ks"]
+    paired = sketch[((2 * np.arange(m) + 1) * k) // (2 * m)]
+    assert fast["wasserstein"] == pytest.approx(np.mean(np.abs(cur - paired)), rel=1e-12)
+    f_at_ref = np.searchsorted(sketch, sketch, side="right") / k
+    g_at_ref = np.searchsorted(cur, sketch, side="right") / m
+    f_at_cur = np.searchsorted(sketch, cur, side="right") / k
+    g_at_cur = np.arange(1, m + 1) / m
+    total = n + m
+    cvm = n * m / total * (n / total * np.mean((f_at_ref - g_at_ref) ** 2) + m / total * np.mean((f_at_cur - g_at_cur) ** 2))
+    assert fast["cvm"] == pytest.approx(cvm, rel=1e-9)
+    # an unsorted sketch (a hand-edited profile) gives the same answer
+    shuffled = sketch.copy()
+    rng.shuffle(shuffled)
+    assert ds.compare_numeric(shuffled, cur, ref_n=n) == fast
