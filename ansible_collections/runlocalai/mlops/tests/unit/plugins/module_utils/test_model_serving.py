@@ -21,6 +21,7 @@ np = pytest.importorskip("numpy")
 pytest.importorskip("mlflow")
 pytest.importorskip("sklearn")
 
+from ansible_collections.runlocalai.mlops.plugins.module_utils.model_eval import mlflow_env
 from ansible_collections.runlocalai.mlops.plugins.module_utils import drift_cli, drift_io  # noqa: E402
 from ansible_collections.runlocalai.mlops.plugins.module_utils import model_serving as ms  # noqa: E402
 from ansible_collections.runlocalai.mlops.tests.unit.plugins.mlflow_server import (  # noqa: E402,F401 pylint: disable=unused-import
@@ -486,19 +487,6 @@ def test_config_errors_name_the_key(tmp_path, change, words):
 
 # --- download and cache from the registry ----------------------------------------------------------------------------
 
-def _with_admin_env(func):
-    keys = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_URI")
-    saved = dict((k, os.environ.get(k)) for k in keys)
-    try:
-        return func()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def test_registry_version_is_downloaded_once_and_cached_by_version(mlflow_server, trained, tmp_path):  # noqa: F811
     import mlflow
     import mlflow.artifacts
@@ -509,9 +497,6 @@ def test_registry_version_is_downloaded_once_and_cached_by_version(mlflow_server
     name = "serving-" + uuid.uuid4().hex[:6]
 
     def register():
-        os.environ.update({"MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": ADMIN_PASSWORD,
-                           "MLFLOW_TRACKING_URI": mlflow_server.url})
-        mlflow.set_tracking_uri(mlflow_server.url)
         mlflow.set_experiment("serving-tests")
         with mlflow.start_run():
             info = mlflow.sklearn.log_model(trained["pipe"], name="model", registered_model_name=name,
@@ -530,7 +515,8 @@ def test_registry_version_is_downloaded_once_and_cached_by_version(mlflow_server
         second = ms.fetch_model("models:/%s/%s" % (name, version), cache, version, downloader=downloader)
         return first, second, calls, cache, version
 
-    first, second, calls, cache, version = _with_admin_env(register)
+    with mlflow_env(mlflow_server.url, username=ADMIN, password=ADMIN_PASSWORD):
+        first, second, calls, cache, version = register()
     assert first == second and os.path.isfile(os.path.join(first, "MLmodel"))
     assert calls == ["models:/%s/%s" % (name, version)]
     assert first.startswith(os.path.join(cache, version) + os.sep)
