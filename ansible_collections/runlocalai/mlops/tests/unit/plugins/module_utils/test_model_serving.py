@@ -21,7 +21,7 @@ np = pytest.importorskip("numpy")
 pytest.importorskip("mlflow")
 pytest.importorskip("sklearn")
 
-from ansible_collections.runlocalai.mlops.plugins.module_utils.model_eval import mlflow_env
+from ansible_collections.runlocalai.mlops.plugins.module_utils.model_eval import mlflow_env  # noqa: E402
 from ansible_collections.runlocalai.mlops.plugins.module_utils import drift_cli, drift_io  # noqa: E402
 from ansible_collections.runlocalai.mlops.plugins.module_utils import model_serving as ms  # noqa: E402
 from ansible_collections.runlocalai.mlops.tests.unit.plugins.mlflow_server import (  # noqa: E402,F401 pylint: disable=unused-import
