@@ -8,14 +8,14 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # many at once; e.g. make test-molecule SCENARIOS=runtime MOLECULE_JOBS=1
 SCENARIOS ?=
 MOLECULE_JOBS ?= 2
-LAB_HOSTS ?= 1
+LAB_HOSTS ?= 3
 LAB_RELEASE ?= bookworm
 
 .PHONY: help setup test test-lint test-sanity test-build test-unit test-terraform test-molecule demo lab-up lab-down clean
 
 help:
 	@echo "make setup          install what the demo and tests need (idempotent)"
-	@echo "make demo           set up, start the lab host(s), converge playbooks/site.yml"
+	@echo "make demo           set up, start 3 lab hosts, converge site.yml, run the deploy/drift/rollback/audit story"
 	@echo "make test           setup + lint + ansible-test sanity + build + unit + molecule"
 	@echo "make test-unit      unit tests only (fast)"
 	@echo "make test-terraform terraform fmt, checkov, Terraform tests"
@@ -54,7 +54,7 @@ lab-down: setup
 	ansible-playbook playbooks/lab.yml -e lab_state=down
 
 demo: setup lab-up
-	ansible-playbook -i inventories/lab/hosts.yml playbooks/site.yml
+	@scripts/demo.sh
 
 clean: lab-down
 	rm -rf .cache/test-output ansible_collections/runlocalai/mlops/tests/output

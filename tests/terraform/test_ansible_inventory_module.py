@@ -183,6 +183,30 @@ def test_aws_group_vars_map_the_bucket_onto_the_mlflow_server_role(rendered, tmp
     }
 
 
+def test_aws_group_vars_point_serving_hosts_and_playbooks_at_the_tracking_server(rendered, tmp_path):
+    """A serving host reads the registry Terraform created, on its private address; the lifecycle
+    playbooks (on the controller) use the same URI."""
+    _, path = rendered
+    shutil.copy(path, tmp_path / "hosts.yml")
+    shutil.copytree(ROOT / "inventories" / "aws" / "group_vars", tmp_path / "group_vars")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="json",
+               ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+    names = ["model_server_tracking_uri", "model_server_listen_address", "lifecycle_tracking_uri",
+             "monitoring_node_exporter_listen_address"]
+    result = subprocess.run(
+        [str(ANSIBLE_INVENTORY.parent / "ansible"), "cpu-1", "-i", str(tmp_path / "hosts.yml"), "-m", "ansible.builtin.debug",
+         "-a", "msg={{ {%s} | to_json }}" % ", ".join("'%s': %s" % (n, n) for n in names)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    shown = json.loads(json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"]["cpu-1"]["msg"])
+    assert shown == {
+        "model_server_tracking_uri": "https://10.0.1.10",
+        "model_server_listen_address": "10.0.3.13",
+        "lifecycle_tracking_uri": "https://10.0.1.10",
+        "monitoring_node_exporter_listen_address": "10.0.3.13",
+    }
+
+
 def test_rendered_inventory_passes_yamllint(rendered):
     _, path = rendered
     result = subprocess.run(

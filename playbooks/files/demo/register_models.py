@@ -1,0 +1,104 @@
+"""Train and register the demo's three versions of `breast-cancer` (scikit-learn's dataset), each
+with a signature and drift/reference_profile.json, and write the evaluation and traffic data.
+
+  v1 good:        StandardScaler + LogisticRegression                    (passes the gate)
+  v2 weak:        the same, regularised to near-constant predictions    (fails the accuracy threshold)
+  v3 unportable:  v1 wrapped in a pyfunc whose class is not packaged     (passes the gate, fails /ready)
+
+Idempotent: versions are found by their `demo.variant` tag, and only missing ones are logged.
+Prints one JSON line: {"changed": bool, "versions": {"good": "1", ...}}. Connection from MLFLOW_*.
+usage: register_models.py MODEL_NAME DATA_DIR"""
+
+import json
+import os
+import sys
+
+import mlflow
+import mlflow.pyfunc
+import mlflow.sklearn
+import sklearn
+from mlflow import MlflowClient
+from mlflow.models import infer_signature
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from ansible_collections.runlocalai.mlops.plugins.module_utils import drift_cli, drift_engine
+
+import demo_features
+
+VARIANTS = ("good", "weak", "unportable")
+
+
+def load_data():
+    data = load_breast_cancer(as_frame=True)
+    features = data.data.copy()
+    features.columns = [c.replace(" ", "_") for c in features.columns]
+    return features, data.target
+
+
+def write_data(data_dir, features, target):
+    """Training half, holdout (the gate's evaluation data, with the label) and a drifted batch."""
+    os.makedirs(data_dir, exist_ok=True)
+    train, holdout = features.iloc[::2], features.iloc[1::2]
+    holdout.assign(target=target.iloc[1::2].values).to_csv(os.path.join(data_dir, "eval.csv"), index=False)
+    holdout.to_csv(os.path.join(data_dir, "traffic.csv"), index=False)
+    drifted = holdout.copy()
+    for column in ("mean_radius", "mean_texture", "worst_area", "mean_concavity"):
+        drifted[column] = drifted[column] * 1.6
+    drifted.to_csv(os.path.join(data_dir, "traffic-drifted.csv"), index=False)
+    train.to_csv(os.path.join(data_dir, "train.csv"), index=False)
+    return train, target.iloc[::2]
+
+
+def existing_versions(client, name):
+    found = {}
+    for version in client.search_model_versions("name='%s'" % name):
+        variant = version.tags.get("demo.variant")
+        if variant in VARIANTS and variant not in found:
+            found[variant] = str(version.version)
+    return found
+
+
+def log_variant(client, name, variant, train, target, profile):
+    if variant == "weak":
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=1e-5, max_iter=1000)).fit(train, target)
+    else:
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000)).fit(train, target)
+    signature = infer_signature(train, model.predict(train))
+    with mlflow.start_run(run_name="demo-%s" % variant) as run:
+        mlflow.set_tag("demo.variant", variant)
+        if variant == "unportable":
+            info = mlflow.pyfunc.log_model(name="model", python_model=demo_features.ClippedProbabilityModel(model),
+                                           signature=signature, registered_model_name=name,
+                                           pip_requirements=["scikit-learn==%s" % sklearn.__version__])
+        else:
+            info = mlflow.sklearn.log_model(model, name="model", signature=signature, registered_model_name=name,
+                                            pip_requirements=["scikit-learn==%s" % sklearn.__version__])
+        drift_cli.write_profile_artifact(profile, run_id=run.info.run_id, client=client)
+    version = str(info.registered_model_version)
+    client.set_model_version_tag(name, version, "demo.variant", variant)
+    client.set_model_version_tag(name, version, "governance.owner", "demo")
+    return version
+
+
+def main(name, data_dir):
+    features, target = load_data()
+    train, train_target = write_data(data_dir, features, target)
+    client = MlflowClient()
+    found = existing_versions(client, name)
+    changed = False
+    if len(found) < len(VARIANTS):
+        profile, _built = drift_engine.read_reference(os.path.join(data_dir, "train.csv"), None, drift_engine.make_options())
+        mlflow.set_experiment("demo-breast-cancer")
+        for variant in VARIANTS:
+            if variant not in found:
+                found[variant] = log_variant(client, name, variant, train, train_target, profile)
+                changed = True
+    print(json.dumps({"changed": changed, "versions": found}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))

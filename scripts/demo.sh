@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The story behind `make demo`, on the lab hosts `make lab-up` started: the
+# commands an operator runs, in order, with the outcome each one should have.
+#
+#   site.yml converged -> models registered (v1 good, v2 weak, v3 unportable)
+#   -> deploy v1 (passes) -> traffic, then a drifted batch -> drift.yml (finds it)
+#   -> deploy v2 (refused by the gate, v1 keeps serving)
+#   -> deploy v3 (passes the gate, fails /ready, rolled back to v1) -> audit.yml
+#
+# Every step's output goes to .cache/demo/logs/; the summary at the end says
+# what passed, what was refused, and where to look. Exit status: 0 when every
+# step had the outcome the story expects.
+set -uo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+export PATH="$root/.venv/bin:$PATH"
+export ANSIBLE_CONFIG="$root/ansible.cfg"
+inventory="inventories/lab/hosts.yml"
+data="$root/.cache/demo"
+logs="$data/logs"
+mkdir -p "$logs"
+approvals='{"lifecycle_approvals": [{"approver": "ml-lead", "comment": "demo"}]}'
+
+results=()
+unexpected=0
+
+# step NAME EXPECT(ok|fail) GREP ansible-playbook-args...: runs one playbook,
+# checks its exit status and that its output says GREP (the outcome's words).
+step() {
+  local name="$1" expect="$2" says="$3" log rc outcome start
+  shift 3
+  log="$logs/$(echo "$name" | tr ' /' '__').log"
+  start=$(date +%s)
+  echo "=== $name: ansible-playbook $*"
+  ansible-playbook -i "$inventory" "$@" >"$log" 2>&1
+  rc=$?
+  outcome=$([ "$rc" -eq 0 ] && echo ok || echo fail)
+  if [ "$outcome" = "$expect" ] && { [ -z "$says" ] || grep -q -- "$says" "$log"; }; then
+    results+=("$(printf '%-34s %-6s as expected (%ss)' "$name" "$outcome" $(($(date +%s) - start)))")
+  else
+    unexpected=$((unexpected + 1))
+    results+=("$(printf '%-34s %-6s UNEXPECTED, wanted %s%s - see %s' "$name" "$outcome" "$expect" \
+      "${says:+ saying \"$says\"}" "$log")")
+    tail -n 25 "$log"
+  fi
+  grep -E '^(PLAY RECAP|[a-z0-9.-]+ +: ok=)' "$log" || true
+}
+
+version() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$data/versions.json" "$1"; }
+
+step "site.yml converge" ok "" playbooks/site.yml
+step "register the demo models" ok "" playbooks/demo_models.yml
+v1=$(version good)
+v2=$(version weak)
+v3=$(version unportable)
+step "deploy v$v1 (good)" ok "is production" playbooks/deploy_model.yml -e model=breast-cancer -e version="$v1" -e "$approvals"
+step "traffic" ok "" playbooks/demo_traffic.yml
+step "traffic, drifted batch" ok "" playbooks/demo_traffic.yml -e demo_drifted=true
+step "drift.yml finds the drift" ok "WARNING drift found" playbooks/drift.yml
+step "deploy v$v2 (weak)" fail "was refused and not deployed" \
+  playbooks/deploy_model.yml -e model=breast-cancer -e version="$v2" -e "$approvals"
+step "deploy v$v3 (unportable)" fail "Rolled back" \
+  playbooks/deploy_model.yml -e model=breast-cancer -e version="$v3" -e "$approvals"
+step "audit.yml verifies the chains" ok "" playbooks/audit.yml
+
+# Where to look: addresses of the lab hosts on this machine's Docker network.
+address() { docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$1" 2>/dev/null; }
+group() {
+  ansible-inventory -i "$inventory" --list 2>/dev/null |
+    python3 -c 'import json,sys; print(" ".join(json.load(sys.stdin).get(sys.argv[1], {}).get("hosts", [])))' "$1"
+}
+mlflow_host=$(group mlflow)
+serving_hosts=$(group serving)
+echo
+echo "================ demo summary ================"
+printf '%s\n' "${results[@]}"
+echo
+echo "MLflow UI:   https://$(address "$mlflow_host")/  (user admin, password in .cache/lab-secrets/mlflow_admin;"
+echo "             self-signed certificate: .cache/lab-secrets/mlflow-server.crt)"
+echo "Prometheus:  http://$(address "$mlflow_host"):9090/alerts    Alertmanager: http://$(address "$mlflow_host"):9093/"
+for host in $serving_hosts; do
+  echo "Model:       http://$(address "$host"):8080/v1/models  ($host; /v1/predict needs the bearer token in .cache/lab-secrets/model_api_token)"
+done
+echo "Reports:     drift $root/reports/drift/, audit heads $root/audit-heads/, step logs $logs/"
+echo "=============================================="
+if [ "$unexpected" -gt 0 ]; then
+  echo "demo: $unexpected step(s) did not go as the story expects"
+  exit 1
+fi
+echo "demo: every step went as expected"
