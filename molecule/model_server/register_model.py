@@ -1,7 +1,9 @@
 """Register the molecule demo model: breast-cancer data, StandardScaler + LogisticRegression,
 logged with a signature and drift/reference_profile.json (the collection's drift profile writer),
-as versions 1 and 2 of NAME, alias production -> 1. Does nothing when NAME exists.
-Prints {"changed": bool, "versions": [...]}. Tracking URI and credentials from MLFLOW_* variables."""
+as versions 1 and 2 of NAME, alias production -> 1; then, for each further name given (e.g. a
+canary), that name's version 1 from NAME's version 1 (same logged model and run). Registers only
+the names that do not exist yet. Prints {"changed": bool, "versions": [...]}. Tracking URI and
+credentials from MLFLOW_* variables."""
 
 import json
 import os
@@ -22,14 +24,26 @@ from sklearn.preprocessing import StandardScaler
 from ansible_collections.runlocalai.mlops.plugins.module_utils import drift_cli, drift_engine
 
 
-def main(name):
-    client = MlflowClient()
+def exists(client, name):
     try:
         client.get_registered_model(name)
-        print(json.dumps({"changed": False, "versions": []}))
-        return 0
+        return True
     except MlflowException:
-        pass
+        return False
+
+
+def main(name, *others):
+    client = MlflowClient()
+    versions = [] if exists(client, name) else register(client, name)
+    for other in others:
+        if not exists(client, other):
+            source = client.get_model_version(name, "1").source
+            versions.append("%s/%s" % (other, mlflow.register_model(source, other).version))
+    print(json.dumps({"changed": bool(versions), "versions": versions}))
+    return 0
+
+
+def register(client, name):
     data = load_breast_cancer(as_frame=True)
     features = data.data.copy()
     features.columns = [c.replace(" ", "_") for c in features.columns]
@@ -51,9 +65,8 @@ def main(name):
             drift_cli.write_profile_artifact(profile, run_id=run.info.run_id, client=client)
         versions.append(str(info.registered_model_version))
     client.set_registered_model_alias(name, "production", versions[0])
-    print(json.dumps({"changed": True, "versions": versions}))
-    return 0
+    return ["%s/%s" % (name, v) for v in versions]
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(*sys.argv[1:]))

@@ -1,16 +1,31 @@
-"""Verify the model_server role on the lab host: the instance serves the version the alias
-points at after the side effect (2), through real HTTP on the host's loopback."""
+"""Verify the model_server role on the serving host (Debian 13): the instance serves the version
+the alias points at after the side effect (2), through real HTTP on the container address; the
+entry the side effect removed (bc-canary) is gone but its audit log stays; the entry whose model
+was never registered (bc-next) has nothing; and Prometheus on the tracking host (Debian 12)
+scrapes every target and fires ModelServiceDown when the model service stops."""
 
 import json
 import os
+import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+import testinfra
 
+testinfra_hosts = ["ansible://model-server-debian13"]
+
+MONITOR = "model-server-debian12"
+SERVING = "model-server-debian13"
 NAME = "bc-classifier"
+CANARY = "bc-canary"
+PENDING = "bc-next"
 UNIT = "runlocalai-model@%s" % NAME
 DRIFT = "runlocalai-model-drift@%s" % NAME
-URL = "http://127.0.0.1:8080"
+PORT = 8080
+PROM = "http://127.0.0.1:9090"
+AM = "http://127.0.0.1:9093"
+TEXTFILES = "/var/lib/prometheus/node-exporter"
 CONFIG = "/etc/runlocalai-model"
 STATE = "/var/lib/runlocalai-model/" + NAME
 LOGS = "/var/log/runlocalai-model/" + NAME
@@ -18,6 +33,35 @@ VENV_PY = "/opt/runlocalai/venvs/model-server/bin/python"
 PKG = "/opt/runlocalai/lib/runlocalai_mlops"
 SVC = "runlocalai-model"
 SECRETS = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "secrets"
+
+
+def address(host):
+    return host.check_output("hostname -I").split()[0]
+
+
+def url(host, port=PORT):
+    return "http://%s:%d" % (address(host), port)
+
+
+def monitor():
+    return testinfra.get_host("ansible://" + MONITOR, ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+
+
+def wait_for(probe, what, timeout=120, interval=3):
+    """Poll probe() until it returns something truthy; fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail("gave up waiting for %s (last: %r)" % (what, last))
+
+
+def api(mon, path, base=PROM):
+    """JSON of a GET on the monitoring host's loopback (Prometheus or Alertmanager)."""
+    return json.loads(mon.check_output("curl -sSf %s", base + path))
 
 
 def token():
@@ -33,7 +77,7 @@ def call(host, path, payload=None, auth=True, method=None):
         args += ["-H", "Content-Type: application/json", "--data-binary", json.dumps(payload)]
     if method:
         args += ["-X", method]
-    status = int(host.check_output(_cmd(args + [URL + path])))
+    status = int(host.check_output(_cmd(args + [url(host) + path])))
     text = host.file("/tmp/molecule-answer").content_string
     try:
         return status, json.loads(text)
@@ -219,6 +263,92 @@ def test_installed_code_is_the_collections_own(host):
         assert host.file(PKG + "/" + name).content_string == (here / name).read_text()
 
 
+def test_removed_entry_is_stopped_and_its_files_gone_but_its_audit_log_kept(host):
+    """bc-canary served version 1 and had a drift textfile until the side effect took it out."""
+    for unit in ("runlocalai-model@%s.service" % CANARY, "runlocalai-model-drift@%s.timer" % CANARY):
+        assert not host.service(unit).is_running, unit
+        assert not host.service(unit).is_enabled, unit
+    assert host.check_output("systemctl show -p ActiveState --value runlocalai-model-drift@%s.service" % CANARY) in (
+        "inactive", "failed")
+    for path in ("%s/%s.json" % (CONFIG, CANARY), "%s/%s.env" % (CONFIG, CANARY), "%s/%s.drift.env" % (CONFIG, CANARY),
+                 "/etc/systemd/system/runlocalai-model@%s.service.d" % CANARY,
+                 "/etc/systemd/system/runlocalai-model-drift@%s.timer.d" % CANARY,
+                 "/etc/systemd/system/multi-user.target.wants/runlocalai-model@%s.service" % CANARY,
+                 "/etc/systemd/system/timers.target.wants/runlocalai-model-drift@%s.timer" % CANARY,
+                 "%s/mlops_drift_%s.prom" % (TEXTFILES, CANARY)):
+        assert not host.file(path).exists, path
+    refused = host.run("curl -sS -o /dev/null %s/health" % url(host, 8081))
+    assert refused.rc == 7, (refused.rc, refused.stderr)  # 7: could not connect
+    audit = host.file("/var/log/runlocalai-model/%s/audit.jsonl" % CANARY)
+    assert audit.exists and (audit.user, audit.mode) == (SVC, 0o640)
+    entries = [json.loads(line) for line in audit.content_string.splitlines()]
+    assert any(e["endpoint"] == "predict" and e["status"] == 200 and e["version"] == "1" for e in entries)
+    assert host.file("/var/lib/runlocalai-model/%s/cache/1/.complete" % CANARY).exists
+    # the declared instance was left alone
+    assert host.service(UNIT).is_running and host.file("%s/mlops_drift_%s.prom" % (TEXTFILES, NAME)).exists
+
+
+def test_entry_of_a_model_not_registered_has_nothing(host):
+    """bc-next is declared with model_server_allow_missing_model: skipped, nothing configured or started."""
+    for path in ("%s/%s.json" % (CONFIG, PENDING), "%s/%s.env" % (CONFIG, PENDING),
+                 "/etc/systemd/system/runlocalai-model@%s.service.d" % PENDING,
+                 "/var/lib/runlocalai-model/" + PENDING, "/var/log/runlocalai-model/" + PENDING):
+        assert not host.file(path).exists, path
+    assert host.check_output("systemctl show -p ActiveState --value runlocalai-model@%s.service" % PENDING) == "inactive"
+    assert host.run("curl -sS -o /dev/null %s/health" % url(host, 8082)).rc == 7
+
+
+def test_prometheus_scrapes_every_target_up(host):
+    mon = monitor()
+    serving = address(host)
+
+    def all_up():
+        targets = api(mon, "/api/v1/targets?state=active")["data"]["activeTargets"]
+        return targets if targets and all(t["health"] == "up" for t in targets) else None
+
+    targets = wait_for(all_up, "every scrape target up")
+    jobs = sorted(t["labels"]["job"] for t in targets)
+    assert jobs == ["alertmanager", "mlflow", "model_server", "node", "node", "prometheus"], jobs
+    model = [t for t in targets if t["labels"]["job"] == "model_server"][0]
+    assert model["scrapeUrl"] == "http://%s:%d/metrics" % (serving, PORT)
+    assert (model["labels"]["instance"], model["labels"]["model_service"]) == (SERVING, NAME)
+    assert sorted(t["labels"]["instance"] for t in targets if t["labels"]["job"] == "node") == [MONITOR, SERVING]
+    # the model service's own series reached Prometheus
+    ready = api(mon, "/api/v1/query?query=" + quote('mlops_model_ready{job="model_server"}'))["data"]["result"]
+    assert [(r["metric"]["model"], r["metric"]["version"], r["value"][1]) for r in ready] == [(NAME, "2", "1")]
+
+
+def test_zy_a_stopped_model_service_fires_model_service_down(host):
+    """(Named zy: it stops the service, so it runs after the traffic checks, before the crash test.)"""
+    mon = monitor()
+
+    def firing():
+        alerts = api(mon, "/api/v1/alerts")["data"]["alerts"]
+        return [a for a in alerts if a["labels"].get("alertname") == "ModelServiceDown" and a["state"] == "firing"
+                and a["labels"].get("model_service") == NAME and a["labels"].get("instance") == SERVING]
+
+    assert not firing()
+    host.run_expect([0], "systemctl stop %s" % UNIT)
+    try:
+        alert = wait_for(firing, "ModelServiceDown firing in Prometheus")[0]
+        assert alert["labels"]["severity"] == "critical"
+
+        def in_alertmanager():
+            return [a for a in api(mon, "/api/v2/alerts", base=AM)
+                    if a["labels"].get("alertname") == "ModelServiceDown" and a["labels"].get("model_service") == NAME]
+
+        assert wait_for(in_alertmanager, "ModelServiceDown in Alertmanager")[0]["status"]["state"] == "active"
+    finally:
+        host.run_expect([0], "systemctl start %s" % UNIT)
+    wait_for(lambda: host.run("curl -sf -o /dev/null %s/ready" % url(host)).rc == 0, "the model service ready again")
+
+    def scraped_up():
+        result = api(mon, "/api/v1/query?query=" + quote('up{job="model_server"}'))["data"]["result"]
+        return result and result[0]["value"][1] == "1"
+
+    wait_for(scraped_up, "Prometheus scraping the model service again")
+
+
 def test_zz_a_crash_restart_comes_back_on_the_pinned_version(host):
     """kill -9: systemd restarts the instance, which loads the pinned version from its cache.
     (Named zz: it runs last, since it resets the in-process metrics.)"""
@@ -227,7 +357,7 @@ def test_zz_a_crash_restart_comes_back_on_the_pinned_version(host):
     host.run_expect([0], "kill -9 %s" % pid)
     status = None
     for dummy in range(60):
-        result = host.run("curl -s -o /dev/null -w '%%{http_code}' %s/ready" % URL)
+        result = host.run("curl -s -o /dev/null -w '%%{http_code}' %s/ready" % url(host))
         status = result.stdout.strip()
         if status == "200" and host.check_output("systemctl show -p MainPID --value %s" % UNIT) not in ("0", pid):
             break
