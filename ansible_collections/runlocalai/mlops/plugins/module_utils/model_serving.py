@@ -185,11 +185,19 @@ def _reject_constant(name):
     raise ValueError("%s is not valid JSON" % name)
 
 
+def _finite_float(text):
+    # 1e999 parses to inf: refused like the NaN/Infinity constants, before anything hashes the input.
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError("number %s is out of range" % text)
+    return value
+
+
 def parse_json_body(body):
     if not body:
         raise ServingError(400, "the request body is empty; send a JSON object")
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ServingError(400, "the request body is not valid JSON: %s" % exc)
 
@@ -752,6 +760,20 @@ class LoadedModel:
                 raw = None
         self.classifier = raw if (hasattr(raw, "predict_proba") and hasattr(raw, "classes_")) else None
         self.classes = to_python(self.classifier.classes_) if self.classifier is not None else None
+        self.fast = None
+        try:
+            self.fast = SklearnFastPath.build(self, impl, raw)
+        except Exception:  # pylint: disable=broad-except
+            self.fast = None  # any doubt: the pyfunc path
+
+    def predict_columns(self, names, columns):
+        """Predict validated columns (validate_records' output): the fast path when the model has one,
+        otherwise a DataFrame through the pyfunc model. Same results either way."""
+        if self.fast is not None:
+            result = self.fast.predict(names, columns)
+            if result is not None:
+                return result
+        return self.predict(build_frame(names, columns, self.schema))
 
     def predict(self, frame):
         predictions = self.pyfunc.predict(frame)
@@ -762,6 +784,112 @@ class LoadedModel:
         probabilities = None
         if self.classifier is not None:
             probabilities = to_python(self.classifier.predict_proba(frame))
+        return predictions, probabilities
+
+
+class SklearnFastPath:
+    """The pyfunc model's own prediction, without the per-request pandas work, for the common case:
+    an MLflow scikit-learn model (pyfunc predict_fn `predict`) whose signature has only required
+    `double` columns, the same names the estimator was fitted with, in the same order.
+
+    For such a model, pyfunc `predict(frame)` is: schema enforcement (which changes nothing in a frame
+    of float64 columns in schema order, as build_frame makes it), then `sklearn_model.predict(frame)`,
+    whose first step turns the frame into the float64 array of its columns. This path builds that
+    array directly (same values, same memory layout as pandas' column block) and runs the same
+    estimator methods on it; for a Pipeline, the transforms run once and the final step's `predict`
+    and `predict_proba` both use the result, exactly as `Pipeline.predict` / `predict_proba` would
+    each compute it. It is only used after a self-check at load time: predictions and probabilities
+    of both paths on a synthetic batch and a single row must be bit-for-bit equal, or the model keeps
+    the pyfunc path."""
+
+    FEATURE_NAMES_WARNING = r"X does not have valid feature names, but \w+ was fitted with feature names"
+
+    def __init__(self, names, transforms, final, classifier):
+        import numpy  # pylint: disable=import-outside-toplevel
+        import sklearn  # pylint: disable=import-outside-toplevel
+        self.np = numpy
+        self.sklearn = sklearn
+        self.names = names
+        self.transforms = transforms
+        self.final = final
+        self.classifier = classifier
+
+    @classmethod
+    def build(cls, loaded, impl, raw):
+        """The fast path for a LoadedModel, or None when it does not apply or its results differ."""
+        pyfunc = loaded.pyfunc
+        schema = loaded.schema
+        if raw is None or impl is None or schema is None or getattr(impl, "sklearn_model", None) is not raw:
+            return None
+        if not type(impl).__module__.startswith("mlflow.sklearn") or type(impl).__name__ != "_SklearnModelWrapper":
+            return None
+        predict_fn = getattr(pyfunc, "_predict_fn", None)
+        if getattr(predict_fn, "__func__", None) is not type(impl).predict or getattr(predict_fn, "__self__", None) is not impl:
+            return None
+        metadata = pyfunc.metadata
+        try:
+            if metadata._is_signature_from_type_hint() or metadata.get_params_schema() is not None:  # pylint: disable=protected-access
+                return None
+        except AttributeError:
+            return None
+        if not schema.columns or any(kind != "double" or not required for _name, kind, required in schema.columns):
+            return None
+        names = [c[0] for c in schema.columns]
+        steps = getattr(raw, "steps", None)
+        if steps is not None:
+            if type(raw).__name__ != "Pipeline" or not type(raw).__module__.startswith("sklearn."):
+                return None
+            transforms = [step for _name, step in steps[:-1] if step is not None and step != "passthrough"]
+            final = steps[-1][1]
+            if any(not hasattr(step, "transform") for step in transforms) or not hasattr(final, "predict"):
+                return None
+        else:
+            transforms, final = [], raw
+        first = transforms[0] if transforms else final
+        fitted = getattr(first, "feature_names_in_", None)
+        if fitted is not None and [str(n) for n in fitted] != names:
+            return None
+        classifier = final if loaded.classifier is not None else None
+        if loaded.classifier is not None and not hasattr(final, "predict_proba"):
+            return None
+        import warnings  # pylint: disable=import-outside-toplevel
+        if fitted is not None:
+            # the array has no column names; they were checked above, once, instead of per request
+            warnings.filterwarnings("ignore", message=cls.FEATURE_NAMES_WARNING, category=UserWarning, module=r"sklearn\.")
+        fast = cls(names, transforms, final, classifier)
+        return fast if fast.self_check(loaded) else None
+
+    def self_check(self, loaded):
+        """Both paths on synthetic inputs (a batch of 9 rows and one row): bit-for-bit equal results."""
+        count = len(self.names)
+        rows = [[0.0] * count, [1.0] * count, [-1.0] * count, [float(i) for i in range(count)],
+                [float(count - i) * 0.5 for i in range(count)], [1e3 * (-1) ** i for i in range(count)],
+                [0.1 * i * (-1) ** i for i in range(count)], [1e-3] * count, [123.456] * count]
+        for batch in (rows, rows[3:4]):
+            columns = dict((name, [row[i] for row in batch]) for i, name in enumerate(self.names))
+            fast = self.predict(self.names, columns)
+            slow = loaded.predict(build_frame(self.names, columns, loaded.schema))
+            if fast is None or fast != slow or any(type(a) is not type(b) for a, b in zip(fast[0], slow[0])):
+                return False
+        return True
+
+    def predict(self, names, columns):
+        """(predictions, probabilities) as LoadedModel.predict gives them for the same columns; None when
+        an input or intermediate value is not finite (the caller then takes the pyfunc path, which
+        refuses such data exactly as before)."""
+        finite = self.np.isfinite
+        data = self.np.array([columns[name] for name in names], dtype=self.np.float64).T  # like pandas' 2-D block
+        if not finite(data).all():
+            return None
+        # scikit-learn's own finiteness checks are skipped (a third of its per-call time on one row):
+        # every array it gets here is checked above and below instead, with the same outcome
+        with self.sklearn.config_context(assume_finite=True):
+            for step in self.transforms:
+                data = step.transform(data)
+                if not isinstance(data, self.np.ndarray) or data.dtype.kind != "f" or not finite(data).all():
+                    return None
+            predictions = to_python(self.final.predict(data))
+            probabilities = to_python(self.final.predict_proba(data)) if self.classifier is not None else None
         return predictions, probabilities
 
 
@@ -922,9 +1050,8 @@ class ModelServer:
             raise ServingError(503, "the model is not loaded yet")
         records = parse_instances(parsed, self.config["max_instances"])
         names, columns = validate_records(records, model.schema)
-        frame = build_frame(names, columns, model.schema)
         with self.slots:
-            predictions, probabilities = model.predict(frame)
+            predictions, probabilities = model.predict_columns(names, columns)
         payload = {"request_id": request_id, "model": self.name, "version": self.version, "predictions": predictions}
         confidences = None
         if probabilities is not None:
@@ -999,9 +1126,19 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = APP_NAME
     sys_version = ""
     timeout = 60
+    # Buffered writes: the status line, headers and body leave in one send when the handler flushes
+    # after each request (separate small writes of headers and body meet Nagle's algorithm and the
+    # client's delayed ACK on keep-alive connections: about 40 ms per answer); no Nagle delay either.
+    wbufsize = -1
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):  # the audit log records requests
         pass
+
+    def handle_expect_100(self):
+        answer = BaseHTTPRequestHandler.handle_expect_100(self)
+        self.wfile.flush()  # writes are buffered: the client waits for this interim answer before the body
+        return answer
 
     def _serve(self):
         app = self.server.app

@@ -193,6 +193,169 @@ def test_predictions_equal_the_pyfunc_model_in_every_input_form(server, trained)
     assert len(set(expected)) == 2  # the batch holds both classes
 
 
+# --- the scikit-learn fast path (no pandas per request): results identical to pyfunc predict -------------------
+
+def _pyfunc_results(model, batch):
+    """What the pyfunc path gives for these records: pyfunc predict and the raw model's predict_proba of the
+    DataFrame that build_frame makes from the validated columns (LoadedModel.predict)."""
+    names, columns = ms.validate_records(batch, model.schema)
+    return model.predict(ms.build_frame(names, columns, model.schema))
+
+
+def test_fast_path_equals_pyfunc_predict_bit_for_bit(trained):
+    import mlflow.pyfunc
+    import pandas as pd
+
+    model = ms.LoadedModel(trained["path"])
+    assert model.fast is not None and model.fast.names == FEATURES
+    pyfunc = mlflow.pyfunc.load_model(trained["path"])
+    everything = rows(trained, 0, len(trained["features"]))
+    # one row at a time (what one-row requests get), for every row of the data set
+    for record in everything:
+        names, columns = ms.validate_records([record], model.schema)
+        fast = model.predict_columns(names, columns)
+        assert fast == _pyfunc_results(model, [record])
+        assert fast[0] == pyfunc.predict(pd.DataFrame([record])).tolist()
+        assert fast[1] == trained["pipe"].predict_proba(pd.DataFrame([record])).tolist()
+    # batches of several sizes
+    for size in (2, 7, 64, len(everything)):
+        batch = everything[:size]
+        names, columns = ms.validate_records(batch, model.schema)
+        fast = model.predict_columns(names, columns)
+        assert fast == _pyfunc_results(model, batch)
+        assert fast[0] == pyfunc.predict(pd.DataFrame(batch)).tolist()
+        assert fast[1] == trained["pipe"].predict_proba(pd.DataFrame(batch)).tolist()
+    # integral JSON numbers for double columns
+    record = dict(everything[0], f0=14, f1=-3)
+    names, columns = ms.validate_records([record], model.schema)
+    assert model.predict_columns(names, columns) == _pyfunc_results(model, [record])
+
+
+def test_fast_path_over_http_equals_pyfunc_for_every_row(server, trained):
+    import mlflow.pyfunc
+    import pandas as pd
+
+    assert server.app.model.fast is not None
+    pyfunc = mlflow.pyfunc.load_model(trained["path"])
+    for record in rows(trained, 0, len(trained["features"])):
+        body = server.post("/v1/predict", {"records": [record]}).json()
+        assert body["predictions"] == pyfunc.predict(pd.DataFrame([record])).tolist()
+        assert body["probabilities"] == trained["pipe"].predict_proba(pd.DataFrame([record])).tolist()
+
+
+def test_non_finite_values_take_the_pyfunc_path_and_fail_as_before(server, trained):
+    model = server.app.model
+    record = rows(trained, 0, 1)[0]
+    scale = trained["pipe"].steps[0][1].scale_
+    small = FEATURES[int(np.argmin(scale))]
+    for changed in (dict(record, f2=float("inf")), dict(record, **{small: 1e308})):  # infinite input / infinite once scaled
+        names, columns = ms.validate_records([changed], model.schema)
+        assert model.fast.predict(names, columns) is None
+        with pytest.raises(ValueError, match="infinity"):
+            model.predict(ms.build_frame(names, columns, model.schema))
+        with pytest.raises(ValueError, match="infinity"):
+            model.predict_columns(names, columns)
+    answer = server.post("/v1/predict", {"records": [dict(record, **{small: 1e308})]})
+    assert answer.status_code == 500 and answer.json()["error"] == "internal error: ValueError"
+
+
+def _save(tmp_path, name, pipe, features, **kwargs):
+    import mlflow.sklearn
+    import sklearn
+    from mlflow.models import infer_signature
+
+    path = str(tmp_path / name)
+    mlflow.sklearn.save_model(pipe, path, signature=infer_signature(features, pipe.predict(features)),
+                              pip_requirements=["scikit-learn==%s" % sklearn.__version__], serialization_format="cloudpickle",
+                              **kwargs)
+    return path
+
+
+def test_models_outside_the_fast_path_keep_the_pyfunc_path(trained, tmp_path):
+    import mlflow.pyfunc
+    import pandas as pd
+
+    batch = rows(trained, 0, 40)
+    # a long column in the signature
+    features = trained["features"].copy()
+    features["f7"] = (features["f7"] * 1000).round().astype("int64")
+    from sklearn.base import clone
+    pipe = clone(trained["pipe"]).fit(features, trained["target"])
+    long_batch = [dict(r, f7=int(round(r["f7"] * 1000))) for r in batch]
+    # pyfunc predict_fn predict_proba
+    cases = [(_save(tmp_path, "long", pipe, features), long_batch),
+             (_save(tmp_path, "proba", trained["pipe"], trained["features"], pyfunc_predict_fn="predict_proba"), batch)]
+    for path, records in cases:
+        model = ms.LoadedModel(path)
+        assert model.fast is None
+        names, columns = ms.validate_records(records, model.schema)
+        predictions, _probabilities = model.predict_columns(names, columns)
+        expected = mlflow.pyfunc.load_model(path).predict(pd.DataFrame(records))
+        assert predictions == ms.to_python(expected)
+
+
+def test_a_fast_path_that_disagrees_with_pyfunc_is_not_used(trained, monkeypatch):
+    original = ms.SklearnFastPath.predict
+
+    def off_by_a_bit(self, names, columns):
+        predictions, probabilities = original(self, names, columns)
+        return predictions, [[p[0] + (1e-12 if i == 0 else 0.0), p[1]] for i, p in enumerate(probabilities)]
+
+    monkeypatch.setattr(ms.SklearnFastPath, "predict", off_by_a_bit)
+    assert ms.LoadedModel(trained["path"]).fast is None
+    monkeypatch.setattr(ms.SklearnFastPath, "predict", original)
+    assert ms.LoadedModel(trained["path"]).fast is not None
+
+
+# --- HTTP layer: one write per answer, keep-alive, Expect: 100-continue --------------------------------------------
+
+def _read_response(sock, buffer=b""):
+    while b"\r\n\r\n" not in buffer:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed early"
+        buffer += chunk
+    head, _sep, rest = buffer.partition(b"\r\n\r\n")
+    length = int([line.split(b":", 1)[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")][0])
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed early"
+        rest += chunk
+    return head.decode("latin-1"), rest[:length], rest[length:]
+
+
+def test_keep_alive_serves_several_requests_on_one_connection_and_expect_100(server, trained):
+    import socket
+
+    port = server.httpd.server_address[1]
+    body = json.dumps({"records": rows(trained, 0, 1)}).encode()
+    request = (b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+               % len(body)) + body
+    sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+    try:
+        sock.sendall(request + request + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")  # pipelined on one connection
+        rest = b""
+        answers = []
+        for dummy in range(3):
+            head, payload, rest = _read_response(sock, rest)
+            answers.append((head.split(" ", 2)[1], json.loads(payload)))
+        assert [a[0] for a in answers] == ["200", "200", "200"]
+        assert answers[0][1]["predictions"] == answers[1][1]["predictions"] and answers[2][1]["status"] == "alive"
+        # Expect: 100-continue: the interim answer arrives before the body is sent (writes are buffered)
+        sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body))
+        interim = b""
+        while b"\r\n\r\n" not in interim:
+            chunk = sock.recv(65536)
+            assert chunk
+            interim += chunk
+        assert interim.startswith(b"HTTP/1.1 100")
+        sock.sendall(body)
+        head, payload, rest = _read_response(sock, interim.partition(b"\r\n\r\n")[2])
+        assert head.startswith("HTTP/1.1 200") and json.loads(payload)["predictions"] == answers[0][1]["predictions"]
+    finally:
+        sock.close()
+
+
 def test_integral_numbers_are_accepted_for_double_fields(server, trained):
     record = rows(trained, 0, 1)[0]
     record["f0"] = 14  # JSON integer for a double column
@@ -221,6 +384,7 @@ def test_a_bad_field_gets_a_4xx_naming_it(server, trained, mutate, status, field
 @pytest.mark.parametrize("data,status,words", [
     (b"{not json", 400, "not valid JSON"),
     (b'{"records": [{"f0": NaN}]}', 400, "NaN is not valid JSON"),
+    (b'{"records": [{"f0": 1e999}]}', 400, "number 1e999 is out of range"),
     (b"", 400, "empty"),
     (b"[1, 2]", 400, "must be a JSON object"),
     (b'{"records": []}', 400, "no instances"),
