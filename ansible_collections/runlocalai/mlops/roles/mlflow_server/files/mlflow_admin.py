@@ -3,10 +3,11 @@
 Runs on the tracking host with the MLflow virtualenv's Python. Secrets come
 from the environment or stdin, never from the command line.
 
-usage: mlflow_admin.py revision | upgrade | users [--check] | sqlite-copy SRC DEST
+usage: mlflow_admin.py revision | upgrade | init-auth DB_URI | users [--check] | sqlite-copy SRC DEST
   revision  print the alembic revision of the store in $MLFLOW_BACKEND_STORE_URI
             (empty when the store has no schema yet)
   upgrade   migrate that store to this MLflow's schema (what `mlflow db upgrade` does)
+  init-auth create or migrate the basic-auth database DB_URI (as the server would at start)
   users     read {"db_uri": ..., "users": [{"username", "password", "is_admin"}]} on
             stdin; create missing users, rotate passwords and admin flags that differ;
             print {"changed": [...]}. With --check nothing is written.
@@ -47,6 +48,12 @@ def upgrade():
         utils._upgrade_db(engine)
 
 
+def init_auth(db_uri):
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+    SqlAlchemyStore().init_db(db_uri)
+
+
 def users(spec, check):
     from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
 
@@ -85,12 +92,16 @@ def sqlite_copy(source, dest):
 
 
 def main(argv):
+    # Files made here (a new SQLite store, the auth database) get the service's own UMask.
+    os.umask(0o027)
     command = argv[1] if len(argv) > 1 else ""
     if command == "revision":
         print(revision())
     elif command == "upgrade":
         upgrade()
         print(revision())
+    elif command == "init-auth" and len(argv) == 3:
+        init_auth(argv[2])
     elif command == "users":
         print(json.dumps(users(json.load(sys.stdin), "--check" in argv[2:])))
     elif command == "sqlite-copy" and len(argv) == 4:
