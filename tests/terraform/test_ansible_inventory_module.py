@@ -157,23 +157,27 @@ def test_group_vars_carry_tracking_uri_and_artifact_bucket(rendered):
     assert outputs["groups"]["serving"] == ["cpu-1", "gpu-1", "gpu-2"]
 
 
-def test_aws_group_vars_map_the_bucket_onto_the_mlflow_server_role(rendered, tmp_path):
-    """inventories/aws/group_vars next to the rendered hosts.yml: the role's own variable names resolve."""
+def show_vars_with_aws_group_vars(rendered, tmp_path, host, names):
+    """The values of NAMES for HOST, with inventories/aws/group_vars next to the rendered hosts.yml
+    (debug runs on the controller: nothing connects to the made-up hosts)."""
     _, path = rendered
     shutil.copy(path, tmp_path / "hosts.yml")
     shutil.copytree(ROOT / "inventories" / "aws" / "group_vars", tmp_path / "group_vars")
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="json",
                ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
-    names = ["mlflow_server_artifacts", "mlflow_server_s3_bucket", "mlflow_server_s3_prefix", "mlflow_server_listen_address",
-             "mlflow_server_nginx_enabled", "mlflow_server_nginx_https_port"]
-    # debug runs on the controller: nothing connects to the (made-up) host.
     result = subprocess.run(
-        [str(ANSIBLE_INVENTORY.parent / "ansible"), "tracking", "-i", str(tmp_path / "hosts.yml"), "-m", "ansible.builtin.debug",
+        [str(ANSIBLE_INVENTORY.parent / "ansible"), host, "-i", str(tmp_path / "hosts.yml"), "-m", "ansible.builtin.debug",
          "-a", "msg={{ {%s} | to_json }}" % ", ".join("'%s': %s" % (n, n) for n in names)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    shown = json.loads(json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"]["tracking"]["msg"])
-    assert shown == {
+    return json.loads(json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"][host]["msg"])
+
+
+def test_aws_group_vars_map_the_bucket_onto_the_mlflow_server_role(rendered, tmp_path):
+    """The role's own variable names resolve on the tracking host."""
+    names = ["mlflow_server_artifacts", "mlflow_server_s3_bucket", "mlflow_server_s3_prefix", "mlflow_server_listen_address",
+             "mlflow_server_nginx_enabled", "mlflow_server_nginx_https_port"]
+    assert show_vars_with_aws_group_vars(rendered, tmp_path, "tracking", names) == {
         "mlflow_server_artifacts": "s3",
         "mlflow_server_s3_bucket": "runlocalai-artifacts-123456789012",
         "mlflow_server_s3_prefix": "mlflow",
@@ -186,20 +190,9 @@ def test_aws_group_vars_map_the_bucket_onto_the_mlflow_server_role(rendered, tmp
 def test_aws_group_vars_point_serving_hosts_and_playbooks_at_the_tracking_server(rendered, tmp_path):
     """A serving host reads the registry Terraform created, on its private address; the lifecycle
     playbooks (on the controller) use the same URI."""
-    _, path = rendered
-    shutil.copy(path, tmp_path / "hosts.yml")
-    shutil.copytree(ROOT / "inventories" / "aws" / "group_vars", tmp_path / "group_vars")
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="json",
-               ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
     names = ["model_server_tracking_uri", "model_server_listen_address", "lifecycle_tracking_uri",
              "monitoring_node_exporter_listen_address"]
-    result = subprocess.run(
-        [str(ANSIBLE_INVENTORY.parent / "ansible"), "cpu-1", "-i", str(tmp_path / "hosts.yml"), "-m", "ansible.builtin.debug",
-         "-a", "msg={{ {%s} | to_json }}" % ", ".join("'%s': %s" % (n, n) for n in names)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
-    shown = json.loads(json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"]["cpu-1"]["msg"])
-    assert shown == {
+    assert show_vars_with_aws_group_vars(rendered, tmp_path, "cpu-1", names) == {
         "model_server_tracking_uri": "https://10.0.1.10",
         "model_server_listen_address": "10.0.3.13",
         "lifecycle_tracking_uri": "https://10.0.1.10",
