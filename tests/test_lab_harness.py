@@ -41,8 +41,10 @@ def test_lab_inventory_groups(hosts, serving):
     # Ansible's template module renders with trim_blocks on.
     env = jinja2.Environment(trim_blocks=True, undefined=jinja2.StrictUndefined)
     text = env.from_string((ROOT / "playbooks" / "templates" / "lab_hosts.yml.j2").read_text()).render(
-        lab_hosts=hosts)
-    groups = yaml.safe_load(text)["all"]["children"]
+        lab_hosts=hosts, lab_addresses=dict((h, "172.17.0.%d" % (i + 2)) for i, h in enumerate(hosts)))
+    inventory = yaml.safe_load(text)["all"]
+    assert inventory["hosts"][hosts[-1]]["lab_address"] == "172.17.0.%d" % (len(hosts) + 1)
+    groups = inventory["children"]
     assert list(groups["mlflow"]["hosts"]) == ["lab-1"]
     assert list(groups["monitoring"]["hosts"]) == ["lab-1"]
     assert list(groups["serving"]["hosts"]) == serving
