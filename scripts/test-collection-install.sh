@@ -19,9 +19,13 @@ ansible-galaxy collection build "$root/ansible_collections/runlocalai/mlops" --o
 tarball="$(ls "$tmp"/dist/runlocalai-mlops-*.tar.gz)"
 ansible-galaxy collection install "$tarball" -p "$tmp/collections" --offline
 
-ansible-galaxy collection list runlocalai.mlops | grep -q "$tmp/collections"
+# Whole outputs first: `| grep -q` closes the pipe at the first match, and
+# Ansible's CLI fails on the broken pipe (which pipefail then reports).
+listed="$(ansible-galaxy collection list runlocalai.mlops)"
+grep -q "$tmp/collections" <<<"$listed"
 test -f "$tmp/collections/ansible_collections/runlocalai/mlops/roles/runtime/meta/argument_specs.yml"
-ansible-doc -t role runlocalai.mlops.runtime | grep -q "runtime_pip_wheelhouse_src"
+documented="$(ansible-doc -t role runlocalai.mlops.runtime)"
+grep -q "runtime_pip_wheelhouse_src" <<<"$documented"
 printf '%s\n' '- hosts: localhost' '  gather_facts: false' '  roles: [runlocalai.mlops.runtime]' >site.yml
 ansible-playbook -i localhost, --syntax-check site.yml
 echo "collection-install: $(basename "$tarball") installs and resolves from $tmp/collections"
