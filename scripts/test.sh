@@ -69,6 +69,15 @@ molecule_all() {
   local scenarios="${SCENARIOS:-}" jobs="${MOLECULE_JOBS:-2}" s
   if [ -z "$scenarios" ]; then
     scenarios="$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | sort)"
+    # Longest first (measured), so the two slots finish close together.
+    local ordered="" slow
+    for slow in model_server mlflow_sqlite mlflow_postgresql monitoring; do
+      if grep -qx "$slow" <<<"$scenarios"; then ordered+="$slow "; fi
+    done
+    for s in $scenarios; do
+      if [[ " $ordered " != *" $s "* ]]; then ordered+="$s "; fi
+    done
+    scenarios="$ordered"
   fi
   # Scenarios run in parallel, each logging to its own file; the logs are
   # printed whole, one after the other, when their scenario ends.
