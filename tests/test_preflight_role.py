@@ -3,10 +3,7 @@
 host and the variable; secrets never reach the output; nothing changes."""
 
 import json
-import os
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -47,21 +44,9 @@ def hostvars(inventory, host):
 
 
 @pytest.fixture
-def playbook(tmp_path):
+def playbook(run_playbook):
     def run(inventory, plays=PLAY, extra_vars=None, check=False, args=()):
-        (tmp_path / "inventory.yml").write_text(json.dumps(inventory))
-        (tmp_path / "playbook.yml").write_text(json.dumps(plays))
-        cmd = [shutil.which("ansible-playbook") or "ansible-playbook", "-i", str(tmp_path / "inventory.yml"),
-               str(tmp_path / "playbook.yml")] + list(args)
-        if extra_vars:
-            cmd += ["-e", json.dumps(extra_vars)]
-        if check:
-            cmd.append("--check")
-        env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-        result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-        result.output = result.stdout + result.stderr
-        result.flat = " ".join(result.output.split())
-        return result
+        return run_playbook(plays, extra_vars=extra_vars, check=check, inventory=inventory, args=args)
     return run
 
 

@@ -4,11 +4,9 @@ with a real pyfunc model, the MLflow test server (basic auth), and a small stand
 Prometheus / Alertmanager HTTP API (neither is installed on the controller). The role must pass
 when all is healthy and fail naming host, service, URL and what was wrong."""
 
+import base64
 import json
-import os
 import random
-import shutil
-import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -131,7 +129,7 @@ def services(model_dir, tmp_path_factory):
 
 
 @pytest.fixture
-def smoke(services, mlflow_server, tmp_path):
+def smoke(services, mlflow_server, run_playbook):
     services["prometheus"].targets = [target("node", "http://127.0.0.1:9100/metrics"),
                                       target("model_server", "http://127.0.0.1:%d/metrics" % services["bc"].port)]
 
@@ -151,20 +149,10 @@ def smoke(services, mlflow_server, tmp_path):
         }
         inventory = {"all": {"children": {g: {"hosts": {"localhost": host if g == "mlflow" else None}}
                                           for g in ("mlflow", "monitoring", "serving")}}}
-        (tmp_path / "inventory.yml").write_text(json.dumps(inventory))
-        (tmp_path / "playbook.yml").write_text(json.dumps(PLAY))
-        cmd = [shutil.which("ansible-playbook") or "ansible-playbook", "-i", str(tmp_path / "inventory.yml"),
-               str(tmp_path / "playbook.yml"), "-e", json.dumps(extra or {})]
-        if check:
-            cmd.append("--check")
-        env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-        result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-        result.output = result.stdout + result.stderr
-        result.flat = " ".join(result.output.split())
+        result = run_playbook(PLAY, extra_vars=extra or {}, check=check, inventory=inventory)
         result.results = None
         for line in result.stdout.splitlines():
             if "RESULTS " in line:
-                import base64
                 result.results = json.loads(base64.b64decode(line.split("RESULTS ", 1)[1].split()[0]))
         return result
 

@@ -130,10 +130,8 @@ class Server:
         with open(self.log_path, "rb") as handle:
             return handle.read()[-3000:].decode("utf-8", "replace")
 
-    def cpu_seconds(self):
-        """utime + stime of every process in the server's session (uvicorn workers included)."""
-        total = 0
-        tick = os.sysconf("SC_CLK_TCK")
+    def _session_stats(self):
+        """/proc/<pid>/stat fields (after the name) of every process in the server's session."""
         for stat in glob.glob("/proc/[0-9]*/stat"):
             try:
                 with open(stat) as handle:
@@ -141,20 +139,15 @@ class Server:
             except OSError:
                 continue
             if int(fields[3]) == self.proc.pid:  # session id (field 6 of stat; the 4th after the name)
-                total += int(fields[11]) + int(fields[12])
-        return total / float(tick)
+                yield fields
+
+    def cpu_seconds(self):
+        """utime + stime of every process in the server's session (uvicorn workers included)."""
+        ticks = sum(int(fields[11]) + int(fields[12]) for fields in self._session_stats())
+        return ticks / float(os.sysconf("SC_CLK_TCK"))
 
     def processes(self):
-        count = 0
-        for stat in glob.glob("/proc/[0-9]*/stat"):
-            try:
-                with open(stat) as handle:
-                    fields = handle.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == self.proc.pid:
-                count += 1
-        return count
+        return sum(1 for _ in self._session_stats())
 
     def stop(self):
         if self.proc.poll() is None:
