@@ -4,8 +4,8 @@ same load generator, same run (issue 8). See README.md next to this file.
     .venv/bin/python benchmarks/serving/run.py [--workers 1 2] [--connections 8] [--duration 15]
                                                [--warmup 3] [--rounds 2] [--output PATH]
 
-1. trains the breast-cancer StandardScaler + LogisticRegression pipeline (as molecule/model_server's
-   register_model.py does) and registers it as version 1 of `bench-bc` in a local MLflow (sqlite
+1. trains the breast-cancer StandardScaler + LogisticRegression pipeline (the demo's v1, as
+   playbooks/files/demo/register_models.py makes it) and registers it as version 1 of `bench-bc` in a local MLflow (sqlite
    tracking store + local artifacts in a temporary directory);
 2. starts the model server the way the model_server role runs it (the module_utils files copied into
    a `runlocalai_mlops` package, `python -m runlocalai_mlops.model_serving --config ...`, model_uri

@@ -1,5 +1,5 @@
 """Verify the model_server role on the serving host (Debian 13): the instance serves the version
-the alias points at after the side effect (2), through real HTTP on the container address; the
+deploy_model.yml moved the alias to in the side effect (v1), through real HTTP on the container address; the
 entry the side effect removed (bc-canary) is gone but its audit log stays; the entry whose model
 was never registered (bc-next) has nothing; and Prometheus on the tracking host (Debian 12)
 scrapes every target and fires ModelServiceDown when the model service stops."""
@@ -13,11 +13,12 @@ from urllib.parse import quote
 import pytest
 import testinfra
 
-testinfra_hosts = ["ansible://model-server-debian13"]
+testinfra_hosts = ["ansible://default-debian13"]
 
-MONITOR = "model-server-debian12"
-SERVING = "model-server-debian13"
-NAME = "bc-classifier"
+MONITOR = "default-debian12"
+SERVING = "default-debian13"
+NAME = "breast-cancer"
+VERSION = "1"  # deployed by the side effect
 CANARY = "bc-canary"
 PENDING = "bc-next"
 UNIT = "runlocalai-model@%s" % NAME
@@ -114,30 +115,22 @@ def test_ready_and_models_report_the_moved_alias(host):
     status, body = call(host, "/v1/models")
     assert status == 200
     entry = body["models"][0]
-    assert (entry["name"], entry["version"], entry["alias"]) == (NAME, "2", "production")
+    assert (entry["name"], entry["version"], entry["alias"]) == (NAME, VERSION, "production")
     assert len(entry["run_id"]) == 32 and entry["loaded_at"].endswith("Z")
     pinned = json.loads(host.file("%s/%s.json" % (CONFIG, NAME)).content_string)
-    assert (pinned["version"], pinned["model_uri"]) == ("2", "models:/%s/2" % NAME)
-
-
-def test_side_effect_restarted_the_instance(host):
-    before = int(host.file("/root/molecule-before-side-effect").content_string.strip())
-    after = int(host.check_output("systemctl show -p ActiveEnterTimestampMonotonic --value %s" % UNIT))
-    assert after > before
-    # the local cache holds the versions it loaded, keyed by version
-    assert host.file(STATE + "/cache/2/.complete").exists
+    assert (pinned["version"], pinned["model_uri"]) == (VERSION, "models:/%s/%s" % (NAME, VERSION))
 
 
 def test_predictions_equal_the_same_model_loaded_locally(host):
     rows = instances(host)
     status, body = call(host, "/v1/predict", {"records": rows})
     assert status == 200, body
-    cached = host.file(STATE + "/cache/2/.complete").content_string.strip()
+    cached = host.file(STATE + "/cache/%s/.complete" % VERSION).content_string.strip()
     code = ("import json, sys, pandas, mlflow.pyfunc; m = mlflow.pyfunc.load_model(%r); "
-            "print(json.dumps(m.predict(pandas.DataFrame(json.loads(sys.argv[1]))).tolist()))" % (STATE + "/cache/2/" + cached))
+            "print(json.dumps(m.predict(pandas.DataFrame(json.loads(sys.argv[1]))).tolist()))" % (STATE + "/cache/%s/%s" % (VERSION, cached)))
     local = json.loads(host.check_output("%s -c %s %s" % (VENV_PY, _quote(code), _quote(json.dumps(rows)))))
     assert body["predictions"] == local
-    assert body["version"] == "2" and len(body["confidence"]) == len(rows)
+    assert body["version"] == VERSION and len(body["confidence"]) == len(rows)
     assert all(0.5 <= c <= 1 for c in body["confidence"])
 
 
@@ -166,13 +159,13 @@ def test_feedback_and_metrics_carry_the_contract_series(host):
     assert status == 200 and fed["accuracy"] == 1.0
     status, text = call(host, "/metrics", auth=False)
     assert status == 200
-    labels = 'model="%s",version="2"' % NAME
+    labels = 'model="%s",version="%s"' % (NAME, VERSION)
     for series in ('mlops_model_requests_total{%s,endpoint="predict",status="200"}' % labels,
                    'mlops_model_requests_total{%s,endpoint="predict",status="422"}' % labels,
                    'mlops_model_request_duration_seconds_bucket{%s,endpoint="predict",le="+Inf"}' % labels,
                    'mlops_model_prediction_confidence_count{%s}' % labels,
                    'mlops_model_predictions_total{%s,class="' % labels,
-                   'mlops_model_info{model="%s",version="2",run_id="' % NAME,
+                   'mlops_model_info{model="%s",version="%s",run_id="' % (NAME, VERSION),
                    'mlops_model_ready{%s} 1.0' % labels,
                    'mlops_model_feedback_total{%s} 1.0' % labels,
                    'mlops_model_feedback_accuracy{%s} 1.0' % labels):
@@ -184,7 +177,7 @@ def test_audit_log_has_hashes_and_no_raw_values(host):
     audit = host.file(LOGS + "/audit.jsonl")
     assert (audit.user, audit.group, audit.mode) == (SVC, SVC, 0o640)
     entries = [json.loads(line) for line in audit.content_string.splitlines()]
-    predicts = [e for e in entries if e["endpoint"] == "predict" and e["version"] == "2"]
+    predicts = [e for e in entries if e["endpoint"] == "predict" and e["version"] == VERSION]
     assert predicts and all(e["input_sha256"].startswith("sha256:") and len(e["input_sha256"]) == 71 for e in predicts)
     assert {e["status"] for e in predicts} >= {200, 422}
     text = audit.content_string
@@ -209,7 +202,7 @@ def test_drift_timer_run_writes_the_textfile(host):
     assert host.check_output("systemctl show -p Result --value %s.service" % DRIFT) == "success"
     prom = host.file("/var/lib/prometheus/node-exporter/mlops_drift_%s.prom" % NAME)
     assert prom.exists and prom.mode == 0o644
-    assert 'mlops_drift_detected{model="%s",model_version="2"}' % NAME in prom.content_string
+    assert 'mlops_drift_detected{model="%s",model_version="%s"}' % (NAME, VERSION) in prom.content_string
     assert 'mlops_feature_drift_score{' in prom.content_string
     report = json.loads(host.file(STATE + "/drift/report.json").content_string)
     assert report["result"]["n_features"] == 30
@@ -315,7 +308,7 @@ def test_prometheus_scrapes_every_target_up(host):
     assert sorted(t["labels"]["instance"] for t in targets if t["labels"]["job"] == "node") == [MONITOR, SERVING]
     # the model service's own series reached Prometheus
     ready = api(mon, "/api/v1/query?query=" + quote('mlops_model_ready{job="model_server"}'))["data"]["result"]
-    assert [(r["metric"]["model"], r["metric"]["version"], r["value"][1]) for r in ready] == [(NAME, "2", "1")]
+    assert [(r["metric"]["model"], r["metric"]["version"], r["value"][1]) for r in ready] == [(NAME, VERSION, "1")]
 
 
 def test_zy_a_stopped_model_service_fires_model_service_down(host):
@@ -365,4 +358,4 @@ def test_zz_a_crash_restart_comes_back_on_the_pinned_version(host):
     assert status == "200"
     assert host.check_output("systemctl show -p MainPID --value %s" % UNIT) != pid
     assert int(host.check_output("systemctl show -p NRestarts --value %s" % UNIT)) == restarts + 1
-    assert call(host, "/v1/models")[1]["models"][0]["version"] == "2"
+    assert call(host, "/v1/models")[1]["models"][0]["version"] == VERSION

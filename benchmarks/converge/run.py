@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Converge time of playbooks/site.yml on lab hosts, and how it grows with the serving hosts.
+
+One lab: lab-1 carries the mlflow and monitoring groups, and disjoint sets of fresh serving hosts
+(1, 2, 4, 8 by default: lab-2; lab-3..4; lab-5..8; lab-9..16) each get an inventory of their own
+beside the lab's group_vars. For each size, smallest first:
+  first run  - site.yml on lab-1 + that set of fresh serving hosts (lab-1 is fresh only for the
+               first size; after it the tracking host is already converged);
+then for each size:
+  second run - site.yml again on the same hosts: must report changed=0 everywhere.
+Prints a table (seconds, load average before each run) and writes it as JSON.
+
+usage: benchmarks/converge/run.py [--serving 1 2 4 8] [--release bookworm] [--keep]
+Needs `make setup` (the venv, the lab images, the wheelhouse). Removes the lab when done
+unless --keep. Run it on a quiet machine: every number is wall-clock time.
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+LAB = ROOT / "inventories" / "lab"
+RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def env():
+    out = dict(os.environ)
+    out["PATH"] = "%s:%s" % (ROOT / ".venv" / "bin", out.get("PATH", ""))
+    out["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
+    return out
+
+
+def lab(state, count=1, release="bookworm"):
+    subprocess.run(["ansible-playbook", "playbooks/lab.yml", "-e", "lab_state=" + state,
+                    "-e", "lab_host_count=%d" % count, "-e", "lab_release=" + release],
+                   cwd=ROOT, env=env(), check=True, stdout=subprocess.DEVNULL)
+
+
+def serving_sets(sizes):
+    """Disjoint host names per size: lab-2.. in order, smallest size first."""
+    sets, next_host = {}, 2
+    for size in sizes:
+        sets[size] = ["lab-%d" % n for n in range(next_host, next_host + size)]
+        next_host += size
+    return sets
+
+
+def write_inventory(size, serving, addresses):
+    """inventories/lab/bench-N.yml: the lab's structure with this set as the serving group."""
+    hosts = ["lab-1"] + serving
+    inventory = {"all": {
+        "hosts": {name: {"lab_address": addresses[name]} for name in hosts},
+        "children": {
+            "mlflow": {"hosts": {"lab-1": None}},
+            "monitoring": {"hosts": {"lab-1": None}},
+            "serving": {"hosts": {name: None for name in serving}},
+            "cpu": {"hosts": {name: None for name in hosts}},
+            "gpu": {"hosts": {}},
+        }}}
+    path = LAB / ("bench-%d.yml" % size)
+    path.write_text("---\n# Written by benchmarks/converge/run.py; removed when it ends.\n"
+                    + yaml.safe_dump(inventory, sort_keys=False))
+    return path
+
+
+def converge(inventory, log):
+    load = os.getloadavg()[0]
+    start = time.monotonic()
+    with open(log, "w") as out:
+        done = subprocess.run(["ansible-playbook", "-i", str(inventory), "playbooks/site.yml"],
+                              cwd=ROOT, env=env(), stdout=out, stderr=subprocess.STDOUT, check=False)
+    seconds = time.monotonic() - start
+    recap = {m[0]: [int(n) for n in m[1:]] for m in RECAP.findall(Path(log).read_text())}
+    if done.returncode != 0 or any(counts[2] or counts[3] for counts in recap.values()):
+        sys.exit("site.yml failed on %s (rc %d); see %s" % (inventory.name, done.returncode, log))
+    return {"seconds": round(seconds, 1), "load_before": round(load, 2),
+            "changed": sum(counts[1] for counts in recap.values()), "hosts": len(recap)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--serving", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--release", default="bookworm", choices=["bookworm", "trixie"])
+    parser.add_argument("--keep", action="store_true", help="leave the lab hosts running")
+    parser.add_argument("--out", default=str(ROOT / ".cache" / "bench" / "converge.json"))
+    args = parser.parse_args()
+    sizes = sorted(set(args.serving))
+    sets = serving_sets(sizes)
+    logs = Path(args.out).parent
+    logs.mkdir(parents=True, exist_ok=True)
+
+    lab("down")
+    lab("up", 1 + sum(sizes), args.release)
+    lab_hosts = yaml.safe_load((LAB / "hosts.yml").read_text())["all"]["hosts"]
+    addresses = {name: values["lab_address"] for name, values in lab_hosts.items()}
+    inventories = {size: write_inventory(size, sets[size], addresses) for size in sizes}
+    results = {size: {"serving_hosts": sets[size]} for size in sizes}
+    try:
+        for size in sizes:
+            results[size]["first"] = converge(inventories[size], logs / ("converge-%d-first.log" % size))
+            print("%d serving: first run %.0f s" % (size, results[size]["first"]["seconds"]), flush=True)
+        for size in sizes:
+            results[size]["second"] = converge(inventories[size], logs / ("converge-%d-second.log" % size))
+            if results[size]["second"]["changed"]:
+                sys.exit("second run on %d serving hosts changed %d tasks" % (size, results[size]["second"]["changed"]))
+            print("%d serving: second run %.0f s" % (size, results[size]["second"]["seconds"]), flush=True)
+    finally:
+        for path in inventories.values():
+            path.unlink()
+        if not args.keep:
+            lab("down")
+
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    base = results[sizes[0]]
+    print("\nserving hosts | first run s | second run s | second / second(%d) | load before (1st, 2nd)" % sizes[0])
+    for size in sizes:
+        r = results[size]
+        print("%13d | %11.0f | %12.0f | %19.2f | %.1f, %.1f" % (
+            size, r["first"]["seconds"], r["second"]["seconds"], r["second"]["seconds"] / base["second"]["seconds"],
+            r["first"]["load_before"], r["second"]["load_before"]))
+    print("targets: second run on 1 host <= 60 s; 8 hosts <= 2x the time of 1 (written to %s)" % args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""The whole chain, driven from the controller the way an operator drives it: site.yml --check
+on the converged hosts changes nothing; deploying v3 (passes the gate, cannot load on the serving
+host) rolls the alias back to v1, every serving host reports v1 and the audit chains verify with a
+`rollback` entry; a drifted batch is found by drift.yml; rollback.yml moves production to a named
+version (forced past its failed gate) and then back to the version before; an alias moved in the
+registry behind Ansible's back is rolled out by site.yml (its deferred, one-host-at-a-time
+restarts). Runs after test_model_server.py (v1 is
+deployed by the side effect). Each playbook runs once, in a module-scoped fixture, and the tests
+read its result and the real state it left."""
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import testinfra
+
+PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
+EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+PLAYBOOKS = PROJECT / "playbooks"
+TRACKING = "default-debian12"
+SERVING = ["default-debian13"]
+MODEL = "breast-cancer"
+APPROVAL = '{"lifecycle_approvals": [{"approver": "ml-lead", "comment": "molecule"}]}'
+RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def playbook(name, *args):
+    """Run playbooks/NAME against this scenario's inventory; (rc, output)."""
+    env = dict(os.environ)
+    config = EPHEMERAL / "ansible.cfg"
+    if config.exists():
+        env["ANSIBLE_CONFIG"] = str(config)
+    done = subprocess.run(["ansible-playbook", "-i", INVENTORY, str(PLAYBOOKS / name), *args],
+                          env=env, cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=1800, check=False)
+    return done.returncode, done.stdout
+
+
+def recap(output):
+    """{host: (ok, changed, unreachable, failed)} from the PLAY RECAP."""
+    return {m[0]: tuple(int(n) for n in m[1:]) for m in RECAP.findall(output)}
+
+
+def host(name):
+    return testinfra.get_host("ansible://" + name, ansible_inventory=INVENTORY)
+
+
+def secret(name):
+    return (EPHEMERAL / "secrets" / name).read_text().split()[0]
+
+
+def set_alias(version):
+    """Move production in the registry directly (as a registry user could), not through a playbook."""
+    tracking = host(TRACKING)
+    tracking.check_output(
+        "curl -sSf --cacert /etc/runlocalai/mlflow/tls/server.crt -u admin:%s -H 'Content-Type: application/json' "
+        "--data-binary %s https://%s/api/2.0/mlflow/registered-models/alias",
+        secret("admin"), json.dumps({"name": MODEL, "alias": "production", "version": version}),
+        tracking.check_output("hostname -I").split()[0])
+
+
+def alias_version():
+    """The registry's production alias, asked on the tracking host through nginx TLS."""
+    tracking = host(TRACKING)
+    answer = tracking.check_output(
+        "curl -sSf --cacert /etc/runlocalai/mlflow/tls/server.crt -u admin:%s "
+        "'https://%s/api/2.0/mlflow/registered-models/alias?name=%s&alias=production'",
+        secret("admin"), tracking.check_output("hostname -I").split()[0], MODEL)
+    return json.loads(answer)["model_version"]["version"]
+
+
+def served_version(name):
+    serving = host(name)
+    answer = serving.check_output("curl -sSf -H 'Authorization: Bearer %s' http://%s:8080/v1/models",
+                                  secret("api-token"), serving.check_output("hostname -I").split()[0])
+    return json.loads(answer)["models"][0]["version"]
+
+
+def audit_entries(name):
+    """Every entry of the lifecycle audit chain on a host, oldest first."""
+    code = ("import json, sqlite3; c = sqlite3.connect('file:/var/lib/runlocalai/audit/lifecycle.db?mode=ro', uri=True); "
+            "print(json.dumps([dict(zip([d[0] for d in q.description], r)) for q in [c.execute('select * from audit_log order by seq')] "
+            "for r in q.fetchall()]))")
+    return json.loads(host(name).check_output("python3 -c %s" % _quote(code)))
+
+
+def _quote(text):
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+@pytest.fixture(scope="module")
+def site_check():
+    return playbook("site.yml", "--check")
+
+
+@pytest.fixture(scope="module")
+def failed_deploy(site_check):
+    return playbook("deploy_model.yml", "-e", "model=" + MODEL, "-e", "version=3", "-e", APPROVAL)
+
+
+@pytest.fixture(scope="module")
+def audit_run(failed_deploy):
+    return playbook("audit.yml")
+
+
+@pytest.fixture(scope="module")
+def drift_run(audit_run):
+    rc, output = playbook("demo_traffic.yml")
+    assert rc == 0, output
+    rc, output = playbook("demo_traffic.yml", "-e", "demo_drifted=true")
+    assert rc == 0, output
+    return playbook("drift.yml")
+
+
+@pytest.fixture(scope="module")
+def rollbacks(drift_run):
+    """rollback.yml to a named version (v2, refused by the gate: forced), then to the one before."""
+    forced = playbook("rollback.yml", "-e", "model=" + MODEL, "-e", "version=2", "-e", "lifecycle_rollback_force=true")
+    state = {"forced": forced, "alias_after_forced": alias_version(),
+             "served_after_forced": [served_version(name) for name in SERVING]}
+    state["previous"] = playbook("rollback.yml", "-e", "model=" + MODEL)
+    return state
+
+
+def test_site_check_on_the_converged_hosts_changes_nothing(site_check):
+    rc, output = site_check
+    assert rc == 0, output[-4000:]
+    hosts = recap(output)
+    assert set(hosts) >= {TRACKING, *SERVING}, output[-2000:]
+    changed = {name: counts[1] for name, counts in hosts.items() if counts[1] or counts[2] or counts[3]}
+    assert not changed, output[-6000:]
+
+
+def test_a_version_failing_ready_is_rolled_back(failed_deploy):
+    rc, output = failed_deploy
+    assert rc != 0, output[-4000:]
+    # The play's own message says what happened.
+    said = " ".join(output.split())  # the callback may fold long messages
+    assert "%s v3 failed its health check on %s" % (MODEL, SERVING[0]) in said, output[-4000:]
+    assert "Rolled back: production points at v1 again" in said, output[-4000:]
+    assert alias_version() == "1"
+    for name in SERVING:
+        assert served_version(name) == "1", name
+
+
+def test_the_rollback_is_in_the_audit_chain(failed_deploy):
+    entries = audit_entries(TRACKING)
+    v3 = [e["event_type"] for e in entries if e["resource"] == "model:%s/3" % MODEL]
+    # the gate passed and the alias moved, then the failed host moved it back
+    assert v3[-2:] == ["model_promotion", "rollback"], v3
+
+
+def test_audit_yml_verifies_every_chain_against_the_recorded_heads(audit_run):
+    rc, output = audit_run
+    assert rc == 0, output[-4000:]
+    heads = {p.stem for p in (EPHEMERAL / "audit-heads").glob("*.json")}
+    assert {TRACKING, *SERVING} <= heads
+
+
+def test_drift_yml_finds_the_drifted_batch(drift_run):
+    rc, output = drift_run
+    assert rc == 0, output[-4000:]
+    for name in SERVING:
+        report = json.loads((EPHEMERAL / "reports" / "drift" / name / (MODEL + ".json")).read_text())
+        assert report["result"]["drifted"] is True, report
+        assert {"mean_radius", "worst_area"} <= set(report["result"]["drifted_features"]), report
+
+
+def test_rollback_yml_to_a_named_version_and_back(rollbacks):
+    rc, output = rollbacks["forced"]
+    assert rc == 0, output[-4000:]
+    assert rollbacks["alias_after_forced"] == "2"
+    assert rollbacks["served_after_forced"] == ["2"] * len(SERVING)
+    rc, output = rollbacks["previous"]
+    assert rc == 0, output[-4000:]
+    assert alias_version() == "1"
+    for name in SERVING:
+        assert served_version(name) == "1", name
+    moves = [e["action"] for e in audit_entries(TRACKING) if e["event_type"] == "rollback"]
+    assert moves[-2:] == ["alias production 1 -> 2", "alias production 2 -> 1"], moves
+
+
+def test_site_yml_rolls_out_an_alias_moved_in_the_registry(rollbacks):
+    set_alias("2")
+    rc, output = playbook("site.yml")
+    assert rc == 0, output[-4000:]
+    said = " ".join(output.split())
+    # restarted in the one-host-at-a-time play, not while converging
+    restarts = said.split("PLAY [Model services | restarts, one host at a time]")[1]
+    assert "Restart | %s" % MODEL in restarts, output[-6000:]
+    for name in SERVING:
+        assert served_version(name) == "2", name
