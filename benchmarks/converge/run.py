@@ -6,11 +6,14 @@ One lab: lab-1 carries the mlflow and monitoring groups, and disjoint sets of fr
 beside the lab's group_vars. For each size, smallest first:
   first run  - site.yml on lab-1 + that set of fresh serving hosts (lab-1 is fresh only for the
                first size; after it the tracking host is already converged);
-then for each size:
-  second run - site.yml again on the same hosts: must report changed=0 everywhere.
+  second run - site.yml again on the same hosts, at once: must report changed=0 everywhere.
+(Prometheus on lab-1 scrapes the serving hosts of the inventory it was last converged with, so
+a size's second run must follow its own first run.)
+With --second-only the lab of an earlier --keep run is reused: each size gets a settling run
+(lab-1's scrape targets follow the new inventory) in place of the first run, then the second.
 Prints a table (seconds, load average before each run) and writes it as JSON.
 
-usage: benchmarks/converge/run.py [--serving 1 2 4 8] [--release bookworm] [--keep]
+usage: benchmarks/converge/run.py [--serving 1 2 4 8] [--release bookworm] [--keep] [--second-only]
 Needs `make setup` (the venv, the lab images, the wheelhouse). Removes the lab when done
 unless --keep. Run it on a quiet machine: every number is wall-clock time.
 """
@@ -90,6 +93,8 @@ def main():
     parser.add_argument("--serving", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--release", default="bookworm", choices=["bookworm", "trixie"])
     parser.add_argument("--keep", action="store_true", help="leave the lab hosts running")
+    parser.add_argument("--second-only", action="store_true",
+                        help="reuse the converged lab of an earlier --keep run; measure second runs only")
     parser.add_argument("--out", default=str(ROOT / ".cache" / "bench" / "converge.json"))
     args = parser.parse_args()
     sizes = sorted(set(args.serving))
@@ -97,17 +102,18 @@ def main():
     logs = Path(args.out).parent
     logs.mkdir(parents=True, exist_ok=True)
 
-    lab("down")
-    lab("up", 1 + sum(sizes), args.release)
+    if not args.second_only:
+        lab("down")
+        lab("up", 1 + sum(sizes), args.release)
     lab_hosts = yaml.safe_load((LAB / "hosts.yml").read_text())["all"]["hosts"]
     addresses = {name: values["lab_address"] for name, values in lab_hosts.items()}
     inventories = {size: write_inventory(size, sets[size], addresses) for size in sizes}
     results = {size: {"serving_hosts": sets[size]} for size in sizes}
     try:
         for size in sizes:
-            results[size]["first"] = converge(inventories[size], logs / ("converge-%d-first.log" % size))
-            print("%d serving: first run %.0f s" % (size, results[size]["first"]["seconds"]), flush=True)
-        for size in sizes:
+            first = "settle" if args.second_only else "first"
+            results[size][first] = converge(inventories[size], logs / ("converge-%d-%s.log" % (size, first)))
+            print("%d serving: %s run %.0f s" % (size, first, results[size][first]["seconds"]), flush=True)
             results[size]["second"] = converge(inventories[size], logs / ("converge-%d-second.log" % size))
             if results[size]["second"]["changed"]:
                 sys.exit("second run on %d serving hosts changed %d tasks" % (size, results[size]["second"]["changed"]))
@@ -120,12 +126,13 @@ def main():
 
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     base = results[sizes[0]]
-    print("\nserving hosts | first run s | second run s | second / second(%d) | load before (1st, 2nd)" % sizes[0])
+    first = "settle" if args.second_only else "first"
+    print("\nserving hosts | %s run s | second run s | second / second(%d) | load before (1st, 2nd)" % (first, sizes[0]))
     for size in sizes:
         r = results[size]
         print("%13d | %11.0f | %12.0f | %19.2f | %.1f, %.1f" % (
-            size, r["first"]["seconds"], r["second"]["seconds"], r["second"]["seconds"] / base["second"]["seconds"],
-            r["first"]["load_before"], r["second"]["load_before"]))
+            size, r[first]["seconds"], r["second"]["seconds"], r["second"]["seconds"] / base["second"]["seconds"],
+            r[first]["load_before"], r["second"]["load_before"]))
     print("targets: second run on 1 host <= 60 s; 8 hosts <= 2x the time of 1 (written to %s)" % args.out)
     return 0
 
