@@ -6,12 +6,16 @@ scrapes every target and fires ModelServiceDown when the model service stops."""
 
 import json
 import os
-import time
+import shlex
+import sys
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import testinfra
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+from molecule_probes import wait_for  # noqa: E402  (molecule/shared is not a package)
 
 testinfra_hosts = ["ansible://default-debian13"]
 
@@ -48,18 +52,6 @@ def monitor():
     return testinfra.get_host("ansible://" + MONITOR, ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
 
 
-def wait_for(probe, what, timeout=120, interval=3):
-    """Poll probe() until it returns something truthy; fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    pytest.fail("gave up waiting for %s (last: %r)" % (what, last))
-
-
 def api(mon, path, base=PROM):
     """JSON of a GET on the monitoring host's loopback (Prometheus or Alertmanager)."""
     return json.loads(mon.check_output("curl -sSf %s", base + path))
@@ -78,7 +70,7 @@ def call(host, path, payload=None, auth=True, method=None):
         args += ["-H", "Content-Type: application/json", "--data-binary", json.dumps(payload)]
     if method:
         args += ["-X", method]
-    status = int(host.check_output(_cmd(args + [url(host) + path])))
+    status = int(host.check_output(shlex.join(args + [url(host) + path])))
     text = host.file("/tmp/molecule-answer").content_string
     try:
         return status, json.loads(text)
@@ -86,20 +78,12 @@ def call(host, path, payload=None, auth=True, method=None):
         return status, text
 
 
-def _quote(text):
-    return "'" + text.replace("'", "'\"'\"'") + "'"
-
-
-def _cmd(args):
-    return " ".join(_quote(a) for a in args)
-
-
 def instances(host, count=6):
     """Breast-cancer rows with the model's column names, read on the host from scikit-learn's copy."""
     code = ("import json; from sklearn.datasets import load_breast_cancer; d = load_breast_cancer(as_frame=True).data; "
             "d.columns = [c.replace(' ', '_') for c in d.columns]; "
             "print(json.dumps(d.iloc[1::2].head(%d).to_dict(orient='records')))" % count)
-    return json.loads(host.check_output("%s -c %s" % (VENV_PY, _quote(code))))
+    return json.loads(host.check_output("%s -c %s" % (VENV_PY, shlex.quote(code))))
 
 
 def test_instance_is_active_as_the_service_user(host):
@@ -128,7 +112,7 @@ def test_predictions_equal_the_same_model_loaded_locally(host):
     cached = host.file(STATE + "/cache/%s/.complete" % VERSION).content_string.strip()
     code = ("import json, sys, pandas, mlflow.pyfunc; m = mlflow.pyfunc.load_model(%r); "
             "print(json.dumps(m.predict(pandas.DataFrame(json.loads(sys.argv[1]))).tolist()))" % (STATE + "/cache/%s/%s" % (VERSION, cached)))
-    local = json.loads(host.check_output("%s -c %s %s" % (VENV_PY, _quote(code), _quote(json.dumps(rows)))))
+    local = json.loads(host.check_output("%s -c %s %s" % (VENV_PY, shlex.quote(code), shlex.quote(json.dumps(rows)))))
     assert body["predictions"] == local
     assert body["version"] == VERSION and len(body["confidence"]) == len(rows)
     assert all(0.5 <= c <= 1 for c in body["confidence"])
@@ -187,7 +171,7 @@ def test_audit_log_has_hashes_and_no_raw_values(host):
 def test_window_is_readable_by_drift_io(host):
     code = ("import sys; from runlocalai_mlops import drift_io; t = drift_io.read_serving_window(sys.argv[1]); "
             "print(t.rows, len(t.input_columns), 'outputs.prediction' in t.columns, 'outputs.confidence' in t.columns)")
-    out = host.check_output("PYTHONPATH=/opt/runlocalai/lib %s -c %s %s" % (VENV_PY, _quote(code), STATE + "/window"))
+    out = host.check_output("PYTHONPATH=/opt/runlocalai/lib %s -c %s %s" % (VENV_PY, shlex.quote(code), STATE + "/window"))
     rows, columns, has_prediction, has_confidence = out.split()
     assert int(rows) >= 6 and int(columns) == 30 and has_prediction == has_confidence == "True"
 

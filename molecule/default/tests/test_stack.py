@@ -10,6 +10,7 @@ read its result and the real state it left."""
 import json
 import os
 import re
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -84,11 +85,7 @@ def audit_entries(name):
     code = ("import json, sqlite3; c = sqlite3.connect('file:/var/lib/runlocalai/audit/lifecycle.db?mode=ro', uri=True); "
             "print(json.dumps([dict(zip([d[0] for d in q.description], r)) for q in [c.execute('select * from audit_log order by seq')] "
             "for r in q.fetchall()]))")
-    return json.loads(host(name).check_output("python3 -c %s" % _quote(code)))
-
-
-def _quote(text):
-    return "'" + text.replace("'", "'\"'\"'") + "'"
+    return json.loads(host(name).check_output("python3 -c %s" % shlex.quote(code)))
 
 
 @pytest.fixture(scope="module")

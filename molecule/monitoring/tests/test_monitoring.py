@@ -10,10 +10,14 @@ own Python.
 import json
 import os
 import re
-import time
+import sys
+from pathlib import Path
 
 import pytest
 import testinfra
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+from molecule_probes import wait_for  # noqa: E402  (molecule/shared is not a package)
 
 MONITOR = "monitoring-debian12"
 NODE = "monitoring-debian13"
@@ -86,18 +90,6 @@ def connects(host, address, port):
 
 def address(host):
     return host.check_output("hostname -I").split()[0]
-
-
-def wait_for(probe, what, timeout=120, interval=3):
-    """Poll probe() until it returns something truthy; fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    pytest.fail("gave up waiting for %s (last: %r)" % (what, last))
 
 
 def firing(host, alertname, **labels):
