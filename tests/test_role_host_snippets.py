@@ -1,6 +1,7 @@
-"""The Python the roles run on a host with `python3 -c` (kept in the roles' vars), run here as the
-roles run it: the runtime role's pin check (pip runs only when it fails) and the model_server
-role's reader of its installed code (files copied only where it differs)."""
+"""The Python the roles run on a host, run here as the roles run it: the runtime role's pin check
+(pip runs only when it fails), the model_server role's reader of its installed code (files copied
+only where it differs), both `python3 -c` snippets kept in the roles' vars, and the mlflow_server
+role's user administration (`mlflow_admin.py users`, whose no-change answer skips MLflow)."""
 
 import grp
 import hashlib
@@ -63,3 +64,27 @@ def test_code_reader_prints_checksum_mode_and_owner_of_the_files_that_exist(tmp_
         "a.py": "%s 644 %s %s" % (hashlib.sha1(b"print('a')\n").hexdigest(), user, group),
         "b.py": "%s 600 %s %s" % (hashlib.sha1(b"").hexdigest(), user, group),
     }
+
+
+ADMIN = ROLES / "mlflow_server" / "files" / "mlflow_admin.py"
+
+
+def admin_users(db, users, *flags):
+    done = subprocess.run([sys.executable, str(ADMIN), "users", *flags], capture_output=True, text=True, check=True,
+                          input=json.dumps({"db_uri": "sqlite:///%s" % db, "users": users}))
+    return json.loads(done.stdout)["changed"]
+
+
+def test_admin_users_creates_rotates_and_then_finds_nothing_to_do(tmp_path):
+    db = tmp_path / "basic_auth.db"
+    admin = {"username": "admin", "password": "first-password-1", "is_admin": True}
+    reader = {"username": "reader", "password": "reader-password-1"}
+    assert admin_users(db, [admin, reader], "--check") == ["admin: created", "reader: created"]
+    assert admin_users(db, [admin, reader]) == ["admin: created", "reader: created"]
+    assert admin_users(db, [admin, reader]) == []
+    rotated = dict(reader, password="reader-password-2", is_admin=True)
+    assert admin_users(db, [admin, rotated], "--check") == ["reader: password rotated", "reader: is_admin set to True"]
+    assert admin_users(db, [admin, rotated]) == ["reader: password rotated", "reader: is_admin set to True"]
+    assert admin_users(db, [admin, rotated]) == []
+    # The old password no longer works: the no-change answer really checks the hash.
+    assert admin_users(db, [admin, reader], "--check") == ["reader: password rotated", "reader: is_admin set to False"]

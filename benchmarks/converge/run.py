@@ -3,17 +3,21 @@
 
 One lab: lab-1 carries the mlflow and monitoring groups, and disjoint sets of fresh serving hosts
 (1, 2, 4, 8 by default: lab-2; lab-3..4; lab-5..8; lab-9..16) each get an inventory of their own
-beside the lab's group_vars. For each size, smallest first:
+beside the lab's group_vars; size 0 is lab-1 alone, serving too (the all-in-one host). For each
+size, smallest first:
   first run  - site.yml on lab-1 + that set of fresh serving hosts (lab-1 is fresh only for the
-               first size; after it the tracking host is already converged);
-  second run - site.yml again on the same hosts, at once: must report changed=0 everywhere.
+               first size; after it the tracking host is already converged), with the first
+               strategy given;
+  second run - site.yml again on the same hosts, once with each strategy (default: Ansible's
+               linear, the baseline, then Mitogen's mitogen_linear): must report changed=0.
 (Prometheus on lab-1 scrapes the serving hosts of the inventory it was last converged with, so
 a size's second run must follow its own first run.)
 With --second-only the lab of an earlier --keep run is reused: each size gets a settling run
 (lab-1's scrape targets follow the new inventory) in place of the first run, then the second.
 Prints a table (seconds, load average before each run) and writes it as JSON.
 
-usage: benchmarks/converge/run.py [--serving 1 2 4 8] [--release bookworm] [--keep] [--second-only]
+usage: benchmarks/converge/run.py [--serving 0 1 2 4 8] [--strategy linear mitogen_linear]
+                                  [--release bookworm] [--keep] [--second-only]
 Needs `make setup` (the venv, the lab images, the wheelhouse). Removes the lab when done
 unless --keep. Run it on a quiet machine: every number is wall-clock time.
 """
@@ -34,10 +38,11 @@ LAB = ROOT / "inventories" / "lab"
 RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
-def env():
+def env(strategy="linear"):
     out = dict(os.environ)
     out["PATH"] = "%s:%s" % (ROOT / ".venv" / "bin", out.get("PATH", ""))
     out["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
+    out["ANSIBLE_STRATEGY"] = strategy
     return out
 
 
@@ -48,9 +53,9 @@ def lab(state, count=1, release="bookworm"):
 
 
 def serving_sets(sizes):
-    """Disjoint host names per size: lab-2.. in order, smallest size first."""
-    sets, next_host = {}, 2
-    for size in sizes:
+    """Disjoint host names per size: lab-2.. in order, smallest size first; 0 is lab-1 itself."""
+    sets, next_host = {0: ["lab-1"]}, 2
+    for size in [size for size in sizes if size]:
         sets[size] = ["lab-%d" % n for n in range(next_host, next_host + size)]
         next_host += size
     return sets
@@ -58,7 +63,7 @@ def serving_sets(sizes):
 
 def write_inventory(size, serving, addresses):
     """inventories/lab/bench-N.yml: the lab's structure with this set as the serving group."""
-    hosts = ["lab-1"] + serving
+    hosts = ["lab-1"] + [name for name in serving if name != "lab-1"]
     inventory = {"all": {
         "hosts": {name: {"lab_address": addresses[name]} for name in hosts},
         "children": {
@@ -74,12 +79,12 @@ def write_inventory(size, serving, addresses):
     return path
 
 
-def converge(inventory, log):
+def converge(inventory, log, strategy):
     load = os.getloadavg()[0]
     start = time.monotonic()
     with open(log, "w") as out:
         done = subprocess.run(["ansible-playbook", "-i", str(inventory), "playbooks/site.yml"],
-                              cwd=ROOT, env=env(), stdout=out, stderr=subprocess.STDOUT, check=False)
+                              cwd=ROOT, env=env(strategy), stdout=out, stderr=subprocess.STDOUT, check=False)
     seconds = time.monotonic() - start
     recap = {m[0]: [int(n) for n in m[1:]] for m in RECAP.findall(Path(log).read_text())}
     if done.returncode != 0 or any(counts[2] or counts[3] for counts in recap.values()):
@@ -90,7 +95,10 @@ def converge(inventory, log):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--serving", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--serving", type=int, nargs="+", default=[0, 1, 2, 4, 8],
+                        help="serving host counts; 0 is lab-1 alone (all-in-one)")
+    parser.add_argument("--strategy", nargs="+", default=["linear", "mitogen_linear"],
+                        help="strategies of the second runs; the first one also makes the first runs")
     parser.add_argument("--release", default="bookworm", choices=["bookworm", "trixie"])
     parser.add_argument("--keep", action="store_true", help="leave the lab hosts running")
     parser.add_argument("--second-only", action="store_true",
@@ -112,12 +120,16 @@ def main():
     try:
         for size in sizes:
             first = "settle" if args.second_only else "first"
-            results[size][first] = converge(inventories[size], logs / ("converge-%d-%s.log" % (size, first)))
-            print("%d serving: %s run %.0f s" % (size, first, results[size][first]["seconds"]), flush=True)
-            results[size]["second"] = converge(inventories[size], logs / ("converge-%d-second.log" % size))
-            if results[size]["second"]["changed"]:
-                sys.exit("second run on %d serving hosts changed %d tasks" % (size, results[size]["second"]["changed"]))
-            print("%d serving: second run %.0f s" % (size, results[size]["second"]["seconds"]), flush=True)
+            results[size][first] = converge(inventories[size], logs / ("converge-%d-%s.log" % (size, first)),
+                                            args.strategy[0])
+            print("%d serving: %s run %.0f s (%s)" % (size, first, results[size][first]["seconds"], args.strategy[0]),
+                  flush=True)
+            for strategy in args.strategy:
+                second = converge(inventories[size], logs / ("converge-%d-second-%s.log" % (size, strategy)), strategy)
+                if second["changed"]:
+                    sys.exit("second run (%s) on %d serving hosts changed %d tasks" % (strategy, size, second["changed"]))
+                results[size]["second_" + strategy] = second
+                print("%d serving: second run %.0f s (%s)" % (size, second["seconds"], strategy), flush=True)
     finally:
         for path in inventories.values():
             path.unlink()
@@ -125,15 +137,20 @@ def main():
             lab("down")
 
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    base = results[sizes[0]]
     first = "settle" if args.second_only else "first"
-    print("\nserving hosts | %s run s | second run s | second / second(%d) | load before (1st, 2nd)" % (first, sizes[0]))
+    one = 1 if 1 in sizes else sizes[0]
+    print("\nserving hosts (0: lab-1 alone) | %s run s (%s) | second run s, x second(%d): %s | load before runs" % (
+        first, args.strategy[0], one, ", ".join(args.strategy)))
     for size in sizes:
         r = results[size]
-        print("%13d | %11.0f | %12.0f | %19.2f | %.1f, %.1f" % (
-            size, r[first]["seconds"], r["second"]["seconds"], r["second"]["seconds"] / base["second"]["seconds"],
-            r[first]["load_before"], r["second"]["load_before"]))
-    print("targets: second run on 1 host <= 60 s; 8 hosts <= 2x the time of 1 (written to %s)" % args.out)
+        seconds = [r["second_" + strategy]["seconds"] for strategy in args.strategy]
+        ratios = [r["second_" + strategy]["seconds"] / results[one]["second_" + strategy]["seconds"]
+                  for strategy in args.strategy]
+        print("%30d | %s | %s | %s" % (
+            size, "%.0f" % r[first]["seconds"],
+            ", ".join("%.0f (%.2fx)" % pair for pair in zip(seconds, ratios)),
+            ", ".join("%.1f" % r[key]["load_before"] for key in [first] + ["second_" + st for st in args.strategy])))
+    print("targets: second run on one lab host <= 60 s; 8 serving hosts <= 2x the time of 1 (written to %s)" % args.out)
     return 0
 
 

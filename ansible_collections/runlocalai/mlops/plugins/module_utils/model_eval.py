@@ -19,6 +19,7 @@ import math
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 
@@ -345,8 +346,19 @@ def resolve_model_uri(client, model_uri):
     raise EvalError("model_uri: %r is not models:/NAME/VERSION, models:/NAME@ALIAS or runs:/RUN_ID/PATH" % (model_uri,))
 
 
+def add_pythonpath():
+    """Put $PYTHONPATH's entries on sys.path, where the model's own code may live.
+
+    A fresh interpreter does this at start; one that runs many tasks (Mitogen's) does not
+    re-read the environment a task sets, and the model would not unpickle."""
+    for path in reversed(os.environ.get("PYTHONPATH", "").split(os.pathsep)):
+        if path and path not in sys.path:
+            sys.path.insert(0, path)
+
+
 def load_model(model_uri, workdir):
     """Download and load a pyfunc model; returns (model, size in bytes, predict_proba or None)."""
+    add_pythonpath()
     try:
         local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=workdir)
         model = mlflow.pyfunc.load_model(local)

@@ -93,3 +93,14 @@ def test_fingerprint_ignores_latency_only():
     other = {"metrics": {"accuracy": 0.9, "latency_p95_ms": 9.0}, "failures": [], "latency": {"samples": 5}, "passed": True}
     assert me.fingerprint(report) == me.fingerprint(other)
     assert me.fingerprint(report) != me.fingerprint(dict(other, metrics={"accuracy": 0.91, "latency_p95_ms": 9.0}))
+
+
+def test_add_pythonpath_puts_the_environment_entries_first(monkeypatch, tmp_path):
+    # A model's own code named by the gate's PYTHONPATH must import in an interpreter that
+    # started before the task set it.
+    monkeypatch.setattr(me.sys, "path", ["/already/there"])
+    monkeypatch.setenv("PYTHONPATH", "%s:/already/there::%s" % (tmp_path / "a", tmp_path / "b"))
+    me.add_pythonpath()
+    assert me.sys.path == [str(tmp_path / "a"), str(tmp_path / "b"), "/already/there"]
+    me.add_pythonpath()
+    assert me.sys.path == [str(tmp_path / "a"), str(tmp_path / "b"), "/already/there"]
