@@ -2,8 +2,8 @@
 on the converged hosts changes nothing; deploying v3 (passes the gate, cannot load on the serving
 host) rolls the alias back to v1, every serving host reports v1 and the audit chains verify with a
 `rollback` entry; a drifted batch is found by drift.yml; an alias moved in the registry behind
-Ansible's back is rolled out by site.yml (its one-host-at-a-time restarts), and rollback.yml takes
-it back to the version before. Runs after test_model_server.py (v1 is
+Ansible's back is reported by reconcile.yml --check (which changes nothing), rolled out by site.yml
+(its one-host-at-a-time restarts), and rollback.yml takes it back to the version before. Runs after test_model_server.py (v1 is
 deployed by the side effect). Each playbook runs once, in a module-scoped fixture, and the tests
 read its result and the real state it left."""
 
@@ -113,9 +113,15 @@ def drift_run(audit_run):
 
 
 @pytest.fixture(scope="module")
-def moved_alias(drift_run):
-    """production moved to v2 in the registry behind Ansible's back, then site.yml."""
+def reconcile_check(drift_run):
+    """production moved to v2 in the registry behind Ansible's back, then reconcile.yml --check."""
     set_alias("2")
+    return playbook("reconcile.yml", "--check")
+
+
+@pytest.fixture(scope="module")
+def moved_alias(reconcile_check):
+    """site.yml after the alias moved: rolls it out."""
     return playbook("site.yml")
 
 
@@ -167,6 +173,16 @@ def test_drift_yml_finds_the_drifted_batch(drift_run):
         report = json.loads((EPHEMERAL / "reports" / "drift" / name / (MODEL + ".json")).read_text())
         assert report["result"]["drifted"] is True, report
         assert {"mean_radius", "worst_area"} <= set(report["result"]["drifted_features"]), report
+
+
+def test_reconcile_check_reports_the_moved_alias_and_changes_nothing(reconcile_check):
+    rc, output = reconcile_check
+    assert rc == 0, output[-4000:]
+    said = " ".join(output.split())
+    assert "%s: declared v2 (alias production), service reports v1" % MODEL in said, output[-4000:]
+    for name in SERVING:
+        assert recap(output)[name][1] == 0, output[-2000:]
+        assert served_version(name) == "1", name
 
 
 def test_site_yml_rolls_out_an_alias_moved_in_the_registry(moved_alias):
