@@ -3,9 +3,9 @@ on the converged hosts changes nothing; deploying v3 (passes the gate, cannot lo
 host) rolls the alias back to v1, every serving host reports v1 and the audit chains verify with a
 `rollback` entry; a drifted batch is found by drift.yml; an alias moved in the registry behind
 Ansible's back is reported by reconcile.yml --check (which changes nothing), rolled out by site.yml
-(its one-host-at-a-time restarts), and rollback.yml takes it back to the version before. Runs after test_model_server.py (v1 is
-deployed by the side effect). Each playbook runs once, in a module-scoped fixture, and the tests
-read its result and the real state it left."""
+(its one-host-at-a-time restarts), and rollback.yml takes it back to the version before. Runs
+after test_model_server.py (v1 is deployed by the side effect). Each playbook runs once, in a
+module-scoped fixture, and the tests read its result and the real state it left."""
 
 import json
 import os
