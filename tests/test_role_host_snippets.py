@@ -5,6 +5,7 @@ role's user administration (`mlflow_admin.py users`, whose no-change answer skip
 
 import grp
 import hashlib
+import importlib.util
 import json
 import os
 import pwd
@@ -88,3 +89,21 @@ def test_admin_users_creates_rotates_and_then_finds_nothing_to_do(tmp_path):
     assert admin_users(db, [admin, rotated]) == []
     # The old password no longer works: the no-change answer really checks the hash.
     assert admin_users(db, [admin, reader], "--check") == ["reader: password rotated", "reader: is_admin set to False"]
+
+
+def test_admin_users_no_change_answer_reads_sqlite_without_mlflow(tmp_path):
+    # The fast path itself, not only its result: True only when every user, password and admin
+    # flag matches; anything else (or no database) goes to MLflow's store.
+    spec_of = importlib.util.spec_from_file_location("mlflow_admin", ADMIN)
+    mlflow_admin = importlib.util.module_from_spec(spec_of)
+    spec_of.loader.exec_module(mlflow_admin)
+    db = tmp_path / "basic_auth.db"
+    admin = {"username": "admin", "password": "first-password-1", "is_admin": True}
+    spec = {"db_uri": "sqlite:///%s" % db, "users": [admin]}
+    assert not mlflow_admin.users_unchanged(spec)
+    admin_users(db, [admin])
+    assert mlflow_admin.users_unchanged(spec)
+    assert not mlflow_admin.users_unchanged(dict(spec, users=[dict(admin, password="other-password-1")]))
+    assert not mlflow_admin.users_unchanged(dict(spec, users=[dict(admin, is_admin=False)]))
+    assert not mlflow_admin.users_unchanged(dict(spec, users=[admin, {"username": "new", "password": "x" * 12}]))
+    assert not mlflow_admin.users_unchanged(dict(spec, db_uri="postgresql://db/auth"))

@@ -14,7 +14,8 @@ size, smallest first:
 a size's second run must follow its own first run.)
 With --second-only the lab of an earlier --keep run is reused: each size gets a settling run
 (lab-1's scrape targets follow the new inventory) in place of the first run, then the second.
-Prints a table (seconds, load average before each run) and writes it as JSON.
+Prints a table (seconds, load average before each run) and writes it, with Ansible's CPU time
+on the controller per run, as JSON.
 
 usage: benchmarks/converge/run.py [--serving 0 1 2 4 8] [--strategy linear mitogen_linear]
                                   [--release bookworm] [--keep] [--second-only]
@@ -124,9 +125,9 @@ def main():
     addresses = {name: values["lab_address"] for name, values in lab_hosts.items()}
     inventories = {size: write_inventory(size, sets[size], addresses) for size in sizes}
     results = {size: {"serving_hosts": sets[size]} for size in sizes}
+    first = "settle" if args.second_only else "first"
     try:
         for size in sizes:
-            first = "settle" if args.second_only else "first"
             results[size][first] = converge(inventories[size], logs / ("converge-%d-%s.log" % (size, first)),
                                             args.strategy[0])
             print("%d serving: %s run %.0f s (%s)" % (size, first, results[size][first]["seconds"], args.strategy[0]),
@@ -145,7 +146,6 @@ def main():
             lab("down")
 
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    first = "settle" if args.second_only else "first"
     one = 1 if 1 in sizes else sizes[0]
     print("\nserving hosts (0: lab-1 alone) | %s run s (%s) | second run s, x second(%d): %s | load before runs" % (
         first, args.strategy[0], one, ", ".join(args.strategy)))
