@@ -210,7 +210,6 @@ def test_pinned_version_is_installed(host):
     assert version == PINNED_VERSION
 
 
-@pytest.mark.skipif(SCENARIO != "mlflow_sqlite", reason="backup and restore run in the SQLite scenario")
 def test_restore_brought_back_the_snapshot_state(host, server):
     auth = ("admin", secret("admin"))
     kept = get(server, "/api/2.0/mlflow/registered-models/get", auth, params={"name": "kept-by-restore"})
@@ -222,7 +221,6 @@ def test_restore_brought_back_the_snapshot_state(host, server):
     assert artifact.status_code == 200 and artifact.text == "restored artifact"
 
 
-@pytest.mark.skipif(SCENARIO != "mlflow_sqlite", reason="backup and restore run in the SQLite scenario")
 def test_snapshot_archive_is_private_and_complete(host):
     archives = host.check_output("ls %s/backups/mlflow-snapshot-*.tar.gz" % HOME).split()
     assert len(archives) == 1
@@ -230,10 +228,16 @@ def test_snapshot_archive_is_private_and_complete(host):
     assert (archive.user, archive.group, archive.mode) == ("mlops", "mlops", 0o600)
     members = set(host.check_output("tar -tzf %s" % archives[0]).split())
     name = os.path.basename(archives[0])[:-len(".tar.gz")]
-    assert {name + "/" + m for m in ("manifest.json", "mlflow.db", "basic_auth.db", "artifacts.tar.gz")} <= members
+    # SQLite + local artifacts: both databases and the artifacts. PostgreSQL + S3: pg_dump's
+    # archive and the auth database; the bucket keeps its own versions.
+    backend, artifacts, wanted = (("postgresql", "s3", ("manifest.json", "store.dump", "basic_auth.db"))
+                                  if SCENARIO == "mlflow_postgresql" else
+                                  ("sqlite", "local", ("manifest.json", "mlflow.db", "basic_auth.db", "artifacts.tar.gz")))
+    assert {name + "/" + m for m in wanted} <= members
+    assert (name + "/artifacts.tar.gz" in members) == (artifacts == "local")
     manifest = json.loads(host.check_output("tar -xzOf %s %s/manifest.json" % (archives[0], name)))
     assert manifest["format"] == "runlocalai.mlops/mlflow-snapshot" and manifest["mlflow_version"] == PINNED_VERSION
-    assert manifest["schema_revision"] and manifest["backend"] == "sqlite"
+    assert manifest["schema_revision"] and (manifest["backend"], manifest["artifacts"]) == (backend, artifacts)
     fetched = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "backups" / host.backend.get_hostname() / os.path.basename(archives[0])
     assert fetched.stat().st_size == archive.size
 
