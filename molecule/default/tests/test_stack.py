@@ -3,7 +3,8 @@ on the converged hosts changes nothing; deploying v3 (passes the gate, cannot lo
 host) rolls the alias back to v1, every serving host reports v1 and the audit chains verify with a
 `rollback` entry; a drifted batch is found by drift.yml; an alias moved in the registry behind
 Ansible's back is reported by reconcile.yml --check (which changes nothing), rolled out by site.yml
-(its one-host-at-a-time restarts), and rollback.yml takes it back to the version before. Runs
+(its one-host-at-a-time restarts), and rollback.yml takes it back to the version before; moved
+again, reconcile.yml converges it (git's declaration wins) and audits it on the host. Runs
 after test_model_server.py (v1 is deployed by the side effect). Each playbook runs once, in a
 module-scoped fixture, and the tests read its result and the real state it left."""
 
@@ -131,6 +132,14 @@ def rollback_run(moved_alias):
     return playbook("rollback.yml", "-e", "model=" + MODEL)
 
 
+@pytest.fixture(scope="module")
+def reconcile_run(rollback_run):
+    """production moved to v2 behind Ansible's back again, then reconcile.yml converges, then
+    reconcile.yml --check once more."""
+    set_alias("2")
+    return playbook("reconcile.yml"), playbook("reconcile.yml", "--check")
+
+
 def test_site_check_on_the_converged_hosts_changes_nothing(site_check):
     rc, output = site_check
     assert rc == 0, output[-4000:]
@@ -204,3 +213,18 @@ def test_rollback_yml_goes_back_to_the_version_before(rollback_run):
         assert served_version(name) == "1", name
     moves = [e["action"] for e in audit_entries(TRACKING) if e["event_type"] == "rollback"]
     assert moves[-1] == "alias production 2 -> 1", moves
+
+
+def test_reconcile_yml_converges_the_moved_alias_and_audits_it(reconcile_run):
+    (rc, output), (check_rc, check_output) = reconcile_run
+    assert rc == 0, output[-4000:]
+    said = " ".join(output.split())
+    assert "%s: declared v2 (alias production), service reports v1" % MODEL in said, output[-4000:]
+    for name in SERVING:
+        assert served_version(name) == "2", name
+        reconciled = [e for e in audit_entries(name) if e["event_type"] == "reconcile"]
+        assert reconciled and reconciled[-1]["resource"] == "host:" + name, reconciled
+        assert "service reports v1" in reconciled[-1]["details"], reconciled[-1]
+    # Afterwards nothing diverges.
+    assert check_rc == 0, check_output[-4000:]
+    assert "in line with git and the registry" in " ".join(check_output.split()), check_output[-4000:]
