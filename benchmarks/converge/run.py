@@ -14,8 +14,8 @@ size, smallest first:
 a size's second run must follow its own first run.)
 With --second-only the lab of an earlier --keep run is reused: each size gets a settling run
 (lab-1's scrape targets follow the new inventory) in place of the first run, then the second.
-Prints a table (seconds, load average before each run) and writes it, with Ansible's CPU time
-on the controller per run, as JSON.
+Prints a table (seconds, load average before each run) and writes it, with the CPU time of
+Ansible on the controller and of the whole machine per run, as JSON.
 
 usage: benchmarks/converge/run.py [--serving 0 1 2 4 8] [--strategy linear mitogen_linear]
                                   [--release bookworm] [--keep] [--second-only]
@@ -81,24 +81,38 @@ def write_inventory(size, serving, addresses):
     return path
 
 
-def converge(inventory, log, strategy):
+def machine_busy_seconds():
+    """CPU seconds this machine has spent busy, all cores and processes (/proc/stat)."""
+    fields = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal: everything but idle and iowait.
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(argv, log, strategy):
+    """Run argv with Ansible's environment, its output to log: wall seconds, Ansible's own CPU
+    seconds on the controller, the whole machine's busy CPU seconds, the load before, the rc."""
     load = os.getloadavg()[0]
-    start = time.monotonic()
+    start, busy = time.monotonic(), machine_busy_seconds()
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(log, "w") as out:
-        done = subprocess.run(["ansible-playbook", "-i", str(inventory), "playbooks/site.yml"],
-                              cwd=ROOT, env=env(strategy), stdout=out, stderr=subprocess.STDOUT, check=False)
-    seconds = time.monotonic() - start
+        done = subprocess.run(argv, cwd=ROOT, env=env(strategy), stdout=out, stderr=subprocess.STDOUT, check=False)
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    # Ansible's own CPU on the controller (the lab hosts' processes run in their containers and
-    # are not counted): what would still be spent here if the hosts were machines of their own.
+    # Ansible's CPU: ansible-playbook, its workers and their `docker exec` clients. The rest of the
+    # machine's (dockerd, runc, the modules' Python in the containers) is the lab hosts' side, work
+    # that hosts of their own would do on their own CPUs.
     controller_cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    return {"seconds": round(time.monotonic() - start, 1), "controller_cpu_seconds": round(controller_cpu, 1),
+            "machine_cpu_seconds": round(machine_busy_seconds() - busy, 1),
+            "load_before": round(load, 2)}, done.returncode
+
+
+def converge(inventory, log, strategy):
+    result, returncode = timed(["ansible-playbook", "-i", str(inventory), "playbooks/site.yml"], log, strategy)
     recap = {m[0]: [int(n) for n in m[1:]] for m in RECAP.findall(Path(log).read_text())}
-    if done.returncode != 0 or any(counts[2] or counts[3] for counts in recap.values()):
-        sys.exit("site.yml failed on %s (rc %d); see %s" % (inventory.name, done.returncode, log))
-    return {"seconds": round(seconds, 1), "controller_cpu_seconds": round(controller_cpu, 1),
-            "load_before": round(load, 2),
-            "changed": sum(counts[1] for counts in recap.values()), "hosts": len(recap)}
+    if returncode != 0 or any(counts[2] or counts[3] for counts in recap.values()):
+        sys.exit("site.yml failed on %s (rc %d); see %s" % (inventory.name, returncode, log))
+    result.update(changed=sum(counts[1] for counts in recap.values()), hosts=len(recap))
+    return result
 
 
 def main():
@@ -137,8 +151,9 @@ def main():
                 if second["changed"]:
                     sys.exit("second run (%s) on %d serving hosts changed %d tasks" % (strategy, size, second["changed"]))
                 results[size]["second_" + strategy] = second
-                print("%d serving: second run %.0f s, controller CPU %.0f s (%s)" % (
-                    size, second["seconds"], second["controller_cpu_seconds"], strategy), flush=True)
+                print("%d serving: second run %.0f s, CPU: Ansible %.0f s, whole machine %.0f s (%s)" % (
+                    size, second["seconds"], second["controller_cpu_seconds"], second["machine_cpu_seconds"],
+                    strategy), flush=True)
     finally:
         for path in inventories.values():
             path.unlink()
