@@ -19,8 +19,8 @@ import time
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
-from ansible_collections.runlocalai.mlops.plugins.module_utils import audit  # noqa: E402
-from ansible_collections.runlocalai.mlops.plugins.module_utils.audit import AuditLog  # noqa: E402
+from ansible_collections.runlocalai.mlops.plugins.module_utils.audit import chain as audit  # noqa: E402
+from ansible_collections.runlocalai.mlops.plugins.module_utils.audit.chain import AuditLog  # noqa: E402
 
 
 def make_entries(start, count):

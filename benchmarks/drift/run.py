@@ -86,7 +86,7 @@ def prepare(workdir, rows):
         write_csv(generate(rows, 2, True), cur)
     if not os.path.exists(profile):
         sys.path.insert(0, REPO)
-        from ansible_collections.runlocalai.mlops.plugins.module_utils import drift_cli  # pylint: disable=import-outside-toplevel
+        from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import cli as drift_cli  # pylint: disable=import-outside-toplevel
         args = ["profile", "--reference", ref, "--output", profile]
         for name in CATEGORICAL:
             args += ["--feature", name + ":categorical"]
@@ -115,7 +115,9 @@ def _rss_mb():
 
 def worker_engine(ref, cur, profile, raw):
     sys.path.insert(0, REPO)
-    from ansible_collections.runlocalai.mlops.plugins.module_utils import drift_engine, drift_io, drift_profile  # noqa
+    from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import engine as drift_engine
+    from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import tables as drift_io
+    from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import profiles as drift_profile  # noqa
     import numpy  # noqa: F401  pylint: disable=unused-import
     baseline = _rss_mb()
     start = time.perf_counter()

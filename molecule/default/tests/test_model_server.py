@@ -169,7 +169,7 @@ def test_audit_log_has_hashes_and_no_raw_values(host):
 
 
 def test_window_is_readable_by_drift_io(host):
-    code = ("import sys; from runlocalai_mlops import drift_io; t = drift_io.read_serving_window(sys.argv[1]); "
+    code = ("import sys; from runlocalai_mlops.drift import tables as drift_io; t = drift_io.read_serving_window(sys.argv[1]); "
             "print(t.rows, len(t.input_columns), 'outputs.prediction' in t.columns, 'outputs.confidence' in t.columns)")
     out = host.check_output("PYTHONPATH=/opt/runlocalai/lib %s -c %s %s" % (VENV_PY, shlex.quote(code), STATE + "/window"))
     rows, columns, has_prediction, has_confidence = out.split()
@@ -217,8 +217,8 @@ def test_unit_sandboxing_score(host):
     (STATE, SVC, SVC, 0o750),
     (STATE + "/drift/reference_profile.json", "root", SVC, 0o640),
     (LOGS, SVC, SVC, 0o750),
-    (PKG + "/model_serving.py", "root", "root", 0o644),
-    (PKG + "/drift_cli.py", "root", "root", 0o644),
+    (PKG + "/serving/app.py", "root", "root", 0o644),
+    (PKG + "/drift/cli.py", "root", "root", 0o644),
     ("/etc/systemd/system/runlocalai-model@.service", "root", "root", 0o644),
 ])
 def test_files_have_owners_and_modes(host, path, owner, group, mode):
@@ -236,7 +236,7 @@ def test_credentials_are_the_read_only_user(host):
 
 def test_installed_code_is_the_collections_own(host):
     here = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / "ansible_collections/runlocalai/mlops/plugins/module_utils"
-    for name in ("model_serving.py", "drift_io.py", "drift_cli.py"):
+    for name in ("serving/app.py", "drift/tables.py", "drift/cli.py", "common/canonical.py"):
         assert host.file(PKG + "/" + name).content_string == (here / name).read_text()
 
 

@@ -24,8 +24,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ansible_collections.runlocalai.mlops.plugins.module_utils import drift_cli, drift_engine
-
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import cli as drift_cli
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import engine as drift_engine
 import demo_features
 
 VARIANTS = ("good", "weak", "unportable")

@@ -115,27 +115,15 @@ drift:
 """
 
 import json
-import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    from ansible_collections.runlocalai.mlops.plugins.module_utils.data_validation import validate
-    from ansible_collections.runlocalai.mlops.plugins.module_utils.drift_engine import public_result
-    from ansible_collections.runlocalai.mlops.plugins.module_utils.drift_report import plan_writes, write_plans
-    from ansible_collections.runlocalai.mlops.plugins.module_utils.drift_stats import DriftError, MissingDependencyError
-    import numpy  # noqa: F401  pylint: disable=unused-import
-    import scipy  # noqa: F401  pylint: disable=unused-import
-    IMPORT_ERROR = None
-    IMPORT_TRACEBACK = None
-except ImportError as exc:
-    IMPORT_ERROR = exc
-    IMPORT_TRACEBACK = traceback.format_exc()
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift.engine import public_result
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift.validation import validate
+from ansible_collections.runlocalai.mlops.plugins.module_utils.modules import MlopsModule
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
+    module = MlopsModule(
+        dict(
             data=dict(type="path", required=True),
             columns=dict(type="dict", default={}),
             min_rows=dict(type="int"),
@@ -146,32 +134,22 @@ def main():
             report_path=dict(type="path"),
             fail_on_failure=dict(type="bool", default=True),
         ),
-        supports_check_mode=True,
+        libraries=("numpy", "scipy"),
     )
-    if IMPORT_ERROR is not None:
-        module.fail_json(msg=missing_required_lib(getattr(IMPORT_ERROR, "name", None) or "numpy"), exception=IMPORT_TRACEBACK)
     params = module.params
-    plans = []
-    result = None
-    try:
+    with module.reporting_errors():
         result = validate(params["data"], params["columns"], params["min_rows"], params["max_rows"], params["unique_keys"],
                           params["allow_extra_columns"], params["drift"])
         if "drift" in result:
             result["drift"] = public_result(result["drift"])
+        text = None
         if params["report_path"]:
             text = json.dumps({"format": "runlocalai.mlops/validation-report", "format_version": 1, "result": result},
                               sort_keys=True, indent=2, allow_nan=False) + "\n"
-            plans = plan_writes([("report_path", params["report_path"], text)])
-            if not module.check_mode:
-                write_plans(plans, mover=module.atomic_move)
-    except MissingDependencyError as exc:
-        module.fail_json(msg=missing_required_lib(exc.library))
-    except DriftError as exc:
-        module.fail_json(msg=str(exc))
-    changed = [p for p in plans if p["changed"]]
-    out = dict(result, changed=bool(changed))
-    if module._diff and changed:
-        out["diff"] = [{"before_header": p["path"], "after_header": p["path"], "before": p["before"] or "", "after": p["content"]} for p in changed]
+        written = module.write_files([("report_path", params["report_path"], text)])
+    out = dict(result, changed=written["changed"])
+    if written["changed"] and "diff" in written:
+        out["diff"] = written["diff"]
     if params["fail_on_failure"] and not result["passed"]:
         module.fail_json(msg="data validation failed: %s" % "; ".join(f["message"] for f in result["failures"]), **out)
     module.exit_json(**out)

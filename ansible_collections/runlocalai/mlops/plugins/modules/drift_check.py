@@ -34,6 +34,8 @@ requirements:
   - numpy
   - scipy
   - pyarrow (optional; Parquet input and fast CSV parsing)
+extends_documentation_fragment:
+  - runlocalai.mlops.drift_options
 attributes:
   check_mode:
     description: Computes everything and reports which files would change; writes nothing.
@@ -80,70 +82,6 @@ options:
     description: Fail the task when drift is detected (after writing the reports), with a message naming the drifted features.
     type: bool
     default: false
-  alpha:
-    description: Significance level of the corrected p-values.
-    type: float
-    default: 0.05
-  correction:
-    description: Multiple-testing correction over all features' p-values.
-    type: str
-    choices: [bh, bonferroni, none]
-    default: bh
-  decision:
-    description: V(auto) judges by p-value up to O(large_sample_rows) values and by distance above; the others force one rule.
-    type: str
-    choices: [auto, p_value, distance]
-    default: auto
-  large_sample_rows:
-    description: Above this many non-missing values on the smaller side, decisions use the distance threshold.
-    type: int
-    default: 1000
-  numeric_test:
-    description: P-value test for numeric features.
-    type: str
-    choices: [ks, cvm]
-    default: ks
-  numeric_distance:
-    description: Distance that decides numeric features in large samples.
-    type: str
-    choices: [wasserstein, psi, js, ks]
-    default: wasserstein
-  categorical_distance:
-    description: Distance that decides categorical features in large samples.
-    type: str
-    choices: [js, psi, tvd]
-    default: js
-  numeric_threshold:
-    description: Threshold of O(numeric_distance). Defaults are wasserstein 0.1 (in reference standard deviations), psi 0.2, js 0.1, ks 0.1.
-    type: float
-  categorical_threshold:
-    description: Threshold of O(categorical_distance). Defaults are js 0.1, psi 0.2, tvd 0.1.
-    type: float
-  psi_bins:
-    description: Number of reference quantile bins for PSI when building a profile.
-    type: int
-    default: 10
-  sample_size:
-    description: Reference values kept per numeric feature in a profile (all of them up to this size, else equal-mass quantiles).
-    type: int
-    default: 10000
-  novel_category_min_share:
-    description: A category absent from the reference is drift when it takes at least this share of the current window.
-    type: float
-    default: 0.01
-  missing_share_threshold:
-    description: A change of the missing-value share of at least this much (and significant) is drift.
-    type: float
-    default: 0.05
-  min_rows:
-    description: Warn when a side has fewer non-missing values than this.
-    type: int
-    default: 30
-  extra_columns:
-    description: When O(features) is not given, what to do with current columns the reference lacks.
-    type: str
-    choices: [fail, ignore]
-    default: fail
 notes:
   - Drift is not bad input; with O(fail_on_drift=true) the reports are written before the task fails.
   - Bad input (missing file or column, extra column, non-numeric value in a numeric feature, empty window,
@@ -266,32 +204,16 @@ written:
   elements: str
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    from ansible_collections.runlocalai.mlops.plugins.module_utils.drift_engine import make_options, public_result, run
-    from ansible_collections.runlocalai.mlops.plugins.module_utils.drift_profile import dumps_profile
-    from ansible_collections.runlocalai.mlops.plugins.module_utils.drift_report import (
-        diff_entry, plan_writes, render_html, render_json, render_prometheus, validate_labels, write_plans,
-    )
-    from ansible_collections.runlocalai.mlops.plugins.module_utils.drift_stats import DriftError, MissingDependencyError
-    import numpy  # noqa: F401  pylint: disable=unused-import
-    import scipy  # noqa: F401  pylint: disable=unused-import
-    IMPORT_ERROR = None
-    IMPORT_TRACEBACK = None
-except ImportError as exc:  # numpy or scipy missing
-    IMPORT_ERROR = exc
-    IMPORT_TRACEBACK = traceback.format_exc()
-
-OPTION_NAMES = ("alpha", "correction", "decision", "large_sample_rows", "numeric_test", "numeric_distance", "categorical_distance",
-                "numeric_threshold", "categorical_threshold", "psi_bins", "sample_size", "novel_category_min_share",
-                "missing_share_threshold", "min_rows", "extra_columns")
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift.engine import public_result, run
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift.options import MODULE_OPTIONS, argument_spec as drift_options_spec, make_options
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift.profiles import dumps_profile
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift.report import render_html, render_json, render_prometheus, validate_labels
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift.stats import DriftError
+from ansible_collections.runlocalai.mlops.plugins.module_utils.modules import MlopsModule
 
 
 def argument_spec():
-    return dict(
+    spec = dict(
         reference=dict(type="path", required=True),
         current=dict(type="path"),
         features=dict(type="list", elements="raw"),
@@ -301,37 +223,18 @@ def argument_spec():
         prometheus_textfile=dict(type="path"),
         prometheus_labels=dict(type="dict", default={}),
         fail_on_drift=dict(type="bool", default=False),
-        alpha=dict(type="float", default=0.05),
-        correction=dict(type="str", choices=["bh", "bonferroni", "none"], default="bh"),
-        decision=dict(type="str", choices=["auto", "p_value", "distance"], default="auto"),
-        large_sample_rows=dict(type="int", default=1000),
-        numeric_test=dict(type="str", choices=["ks", "cvm"], default="ks"),
-        numeric_distance=dict(type="str", choices=["wasserstein", "psi", "js", "ks"], default="wasserstein"),
-        categorical_distance=dict(type="str", choices=["js", "psi", "tvd"], default="js"),
-        numeric_threshold=dict(type="float"),
-        categorical_threshold=dict(type="float"),
-        psi_bins=dict(type="int", default=10),
-        sample_size=dict(type="int", default=10000),
-        novel_category_min_share=dict(type="float", default=0.01),
-        missing_share_threshold=dict(type="float", default=0.05),
-        min_rows=dict(type="int", default=30),
-        extra_columns=dict(type="str", choices=["fail", "ignore"], default="fail"),
     )
+    spec.update(drift_options_spec())
+    return spec
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           required_one_of=[("current", "profile_path")])
-    if IMPORT_ERROR is not None:
-        name = getattr(IMPORT_ERROR, "name", None) or "numpy"
-        module.fail_json(msg=missing_required_lib(name), exception=IMPORT_TRACEBACK)
+    module = MlopsModule(argument_spec(), libraries=("numpy", "scipy"), required_one_of=[("current", "profile_path")])
     params = module.params
-    result = profile = public = None
-    built = False
-    plans = []
-    try:
+    result = public = None
+    with module.reporting_errors():
         labels = validate_labels(params["prometheus_labels"])
-        options = make_options(**dict((k, params[k]) for k in OPTION_NAMES))
+        options = make_options(**dict((k, params[k]) for k in MODULE_OPTIONS))
         result, profile, built = run(params["reference"], params["current"], params["features"], options,
                                      want_plot=bool(params["html_report_path"]))
         items = []
@@ -347,22 +250,8 @@ def main():
                 items.append(("prometheus_textfile", params["prometheus_textfile"], render_prometheus(public, labels)))
         elif any(params[p] for p in ("report_path", "html_report_path", "prometheus_textfile")):
             raise DriftError("current: required when report_path, html_report_path or prometheus_textfile is set")
-        plans = plan_writes(items)
-        if not module.check_mode:
-            write_plans(plans, mover=module.atomic_move)
-    except MissingDependencyError as exc:
-        module.fail_json(msg=missing_required_lib(exc.library))
-    except DriftError as exc:
-        module.fail_json(msg=str(exc))
-    changed_plans = [p for p in plans if p["changed"]]
-    out = dict(
-        changed=bool(changed_plans),
-        written=[p["path"] for p in changed_plans],
-        profile_hash=profile["content_hash"],
-        profile_built=built,
-    )
-    if module._diff:
-        out["diff"] = [diff_entry(p, p["param"] in ("profile_path", "html_report_path")) for p in changed_plans]
+        out = module.write_files(items, summarize=("profile_path", "html_report_path"))
+    out.update(profile_hash=profile["content_hash"], profile_built=built)
     if result is None:
         out["features"] = dict((name, {"type": f["type"], "type_source": f.get("type_source", "profile"), "rows": f["rows"],
                                        "missing": f["missing"]}) for name, f in profile["features"].items())

@@ -216,7 +216,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
-from ansible_collections.runlocalai.mlops.plugins.module_utils.mlflow_registry import (
+from ansible_collections.runlocalai.mlops.plugins.module_utils.mlflow.registry import (
     HAS_REQUESTS,
     REQUESTS_IMPORT_ERROR,
     GateRefused,

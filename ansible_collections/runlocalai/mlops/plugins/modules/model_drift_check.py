@@ -258,57 +258,18 @@ written:
   elements: str
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    from ansible_collections.runlocalai.mlops.plugins.module_utils.model_drift import run_model_checks
-    from ansible_collections.runlocalai.mlops.plugins.module_utils.drift_report import (
-        MODEL_REPORT_FORMAT, diff_entry, plan_writes, render_json, render_model_prometheus, validate_labels, write_plans, MODEL_RESERVED_LABELS,
-    )
-    from ansible_collections.runlocalai.mlops.plugins.module_utils.drift_stats import DriftError, MissingDependencyError
-    import numpy  # noqa: F401  pylint: disable=unused-import
-    import scipy  # noqa: F401  pylint: disable=unused-import
-    IMPORT_ERROR = None
-    IMPORT_TRACEBACK = None
-except ImportError as exc:  # numpy or scipy missing
-    IMPORT_ERROR = exc
-    IMPORT_TRACEBACK = traceback.format_exc()
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift.model import run_model_checks
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift.options import ACCURACY_OPTIONS, SEQUENTIAL_OPTIONS, argument_spec as options_spec
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift.report import (
+    MODEL_REPORT_FORMAT, MODEL_RESERVED_LABELS, render_json, render_model_prometheus, validate_labels,
+)
+from ansible_collections.runlocalai.mlops.plugins.module_utils.modules import MlopsModule
 
 
 def argument_spec():
-    accuracy = dict(
-        current=dict(type="path"),
-        feedback=dict(type="path"),
-        predictions=dict(type="list", elements="raw"),
-        labels=dict(type="list", elements="raw"),
-        prediction_field=dict(type="str", default="outputs.prediction"),
-        label_field=dict(type="str", default="label"),
-        id_field=dict(type="str", default="request_id"),
-        reference_accuracy=dict(type="float", required=True),
-        reference_rows=dict(type="int"),
-        max_drop=dict(type="float", default=0.05),
-        alpha=dict(type="float", default=0.05),
-        min_labels=dict(type="int", default=30),
-    )
-    sequential = dict(
-        name=dict(type="str"),
-        series=dict(type="raw", required=True),
-        field=dict(type="str"),
-        method=dict(type="str", choices=["page_hinkley", "cusum"], default="page_hinkley"),
-        direction=dict(type="str", choices=["up", "down", "both"]),
-        delta=dict(type="float", default=0.005),
-        threshold=dict(type="float", default=50.0),
-        k=dict(type="float", default=0.5),
-        h=dict(type="float", default=5.0),
-        target=dict(type="float"),
-        sigma=dict(type="float"),
-        min_instances=dict(type="int", default=30),
-    )
     return dict(
-        accuracy=dict(type="dict", options=accuracy),
-        sequential=dict(type="list", elements="dict", options=sequential),
+        accuracy=dict(type="dict", options=options_spec(ACCURACY_OPTIONS)),
+        sequential=dict(type="list", elements="dict", options=options_spec(SEQUENTIAL_OPTIONS)),
         report_path=dict(type="path"),
         prometheus_textfile=dict(type="path"),
         prometheus_labels=dict(type="dict", default={}),
@@ -317,13 +278,9 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           required_one_of=[("accuracy", "sequential")])
-    if IMPORT_ERROR is not None:
-        name = getattr(IMPORT_ERROR, "name", None) or "numpy"
-        module.fail_json(msg=missing_required_lib(name), exception=IMPORT_TRACEBACK)
+    module = MlopsModule(argument_spec(), libraries=("numpy", "scipy"), required_one_of=[("accuracy", "sequential")])
     params = module.params
-    try:
+    with module.reporting_errors():
         labels = validate_labels(params["prometheus_labels"], MODEL_RESERVED_LABELS)
         result = run_model_checks(params["accuracy"], params["sequential"])
         items = []
@@ -331,17 +288,8 @@ def main():
             items.append(("report_path", params["report_path"], render_json(result, MODEL_REPORT_FORMAT)))
         if params["prometheus_textfile"]:
             items.append(("prometheus_textfile", params["prometheus_textfile"], render_model_prometheus(result, labels)))
-        plans = plan_writes(items)
-        if not module.check_mode:
-            write_plans(plans, mover=module.atomic_move)
-    except MissingDependencyError as exc:
-        module.fail_json(msg=missing_required_lib(exc.library))
-    except DriftError as exc:
-        module.fail_json(msg=str(exc))
-    changed_plans = [p for p in plans if p["changed"]]
-    out = dict(
-        changed=bool(changed_plans),
-        written=[p["path"] for p in changed_plans],
+        out = module.write_files(items)
+    out.update(
         drifted=result["drifted"],
         drifted_checks=result["drifted_checks"],
         n_checks=result["n_checks"],
@@ -350,8 +298,6 @@ def main():
         summary=result["summary"],
         warnings_list=result["warnings"],
     )
-    if module._diff:
-        out["diff"] = [diff_entry(p) for p in changed_plans]
     for warning in result["warnings"]:
         module.warn(warning)
     if params["fail_on_drift"] and result["drifted"]:

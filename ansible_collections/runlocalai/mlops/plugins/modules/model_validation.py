@@ -183,7 +183,7 @@ version:
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
-from ansible_collections.runlocalai.mlops.plugins.module_utils.mlflow_registry import (
+from ansible_collections.runlocalai.mlops.plugins.module_utils.mlflow.registry import (
     HAS_REQUESTS,
     TAG_VALIDATION_FINGERPRINT,
     TAG_VALIDATION_PASSED,
@@ -193,7 +193,7 @@ from ansible_collections.runlocalai.mlops.plugins.module_utils.mlflow_registry i
     RegistryError,
     tag_dict,
 )
-from ansible_collections.runlocalai.mlops.plugins.module_utils.model_eval import (
+from ansible_collections.runlocalai.mlops.plugins.module_utils.mlflow.evaluation import (
     HAS_MLFLOW,
     HAS_NUMPY,
     MLFLOW_IMPORT_ERROR,

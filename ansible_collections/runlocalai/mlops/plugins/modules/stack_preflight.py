@@ -133,7 +133,7 @@ hosts_checked:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.runlocalai.mlops.plugins.module_utils.preflight import (
+from ansible_collections.runlocalai.mlops.plugins.module_utils.stack.preflight import (
     CHECKS, PreflightError, check_stack, format_problems)
 
 

@@ -11,8 +11,8 @@ import stat
 
 import pytest
 
-from ansible_collections.runlocalai.mlops.plugins.module_utils import audit
-from ansible_collections.runlocalai.mlops.plugins.module_utils.audit import (
+from ansible_collections.runlocalai.mlops.plugins.module_utils.audit import chain as audit
+from ansible_collections.runlocalai.mlops.plugins.module_utils.audit.chain import (
     GENESIS_HASH,
     AuditConflict,
     AuditError,

@@ -16,10 +16,9 @@ import sys
 import numpy as np
 import pytest
 
-from ansible_collections.runlocalai.mlops.plugins.module_utils import drift_cli
-from ansible_collections.runlocalai.mlops.plugins.module_utils import drift_profile
-
-MODULE_UTILS = os.path.dirname(drift_cli.__file__)
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import cli as drift_cli
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import profiles as drift_profile
+MODULE_UTILS = os.path.dirname(os.path.dirname(drift_cli.__file__))
 REPO_ROOT = os.path.abspath(os.path.join(MODULE_UTILS, "..", "..", "..", "..", ".."))
 
 
@@ -81,7 +80,7 @@ def test_write_profile_artifact_to_directory(data):
 
 def test_write_profile_artifact_to_mlflow_run(data):
     """The profile goes to drift/reference_profile.json of the run (MLflow client stand-in)."""
-    from ansible_collections.runlocalai.mlops.plugins.module_utils.drift_engine import make_options, read_reference
+    from ansible_collections.runlocalai.mlops.plugins.module_utils.drift.engine import make_options, read_reference
     profile, _built = read_reference(data["ref"], None, make_options())
     calls = []
 
@@ -100,7 +99,7 @@ def _run(args, cwd, env=None):
 
 
 def test_runs_as_python_m_from_the_repository(data):
-    proc = _run(["-m", "ansible_collections.runlocalai.mlops.plugins.module_utils.drift_cli", "check",
+    proc = _run(["-m", "ansible_collections.runlocalai.mlops.plugins.module_utils.drift.cli", "check",
                  "--reference", data["ref"], "--current", data["same"]], cwd=REPO_ROOT)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["drifted"] is False
@@ -110,17 +109,19 @@ def test_runs_copied_into_another_package_without_ansible(data, tmp_path):
     package = tmp_path / "site" / "mlops_drift"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("")
-    for path in glob.glob(os.path.join(MODULE_UTILS, "drift_*.py")):
-        shutil.copy(path, str(package))
-        assert "ansible" not in "".join(line for line in open(path) if line.lstrip().startswith(("import ", "from ")))
-    # One interpreter (each start costs seconds under load): `python -m mlops_drift.drift_cli check ...` run
+    for sub in ("common", "drift"):  # whole packages, as the model_server role installs them
+        (package / sub).mkdir()
+        for path in glob.glob(os.path.join(MODULE_UTILS, sub, "*.py")):
+            shutil.copy(path, str(package / sub))
+            assert "ansible" not in "".join(line for line in open(path) if line.lstrip().startswith(("import ", "from ")))
+    # One interpreter (each start costs seconds under load): `python -m mlops_drift.drift.cli check ...` run
     # through runpy exactly as -m does, then --help, then the check that nothing of Ansible was imported.
     code = ("import contextlib, io, runpy, sys\n"
             "try:\n"
-            "    runpy.run_module('mlops_drift.drift_cli', run_name='__main__', alter_sys=True)\n"
+            "    runpy.run_module('mlops_drift.drift.cli', run_name='__main__', alter_sys=True)\n"
             "except SystemExit as exc:\n"
             "    rc = exc.code\n"
-            "from mlops_drift import drift_cli\n"
+            "from mlops_drift.drift import cli as drift_cli\n"
             "buf = io.StringIO()\n"
             "with contextlib.redirect_stdout(buf):\n"
             "    try:\n"
@@ -192,25 +193,22 @@ def test_model_check_spec_file_with_two_detectors_check_only(tmp_path):
 
 
 def test_model_check_copied_into_another_package_without_ansible(tmp_path):
+    """model-check from the whole drift package (it always travels with model.py now)."""
     window, feedback = write_model_window(tmp_path / "w", accuracy=0.92)
     package = tmp_path / "site" / "mlops_drift"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("")
-    for path in glob.glob(os.path.join(MODULE_UTILS, "drift_*.py")):
-        shutil.copy(path, str(package))
-    # One interpreter: model-check without model_drift.py (bad input), then with it copied in.
-    code = ("import importlib, io, shutil, sys\n"
-            "from mlops_drift import drift_cli\n"
-            "first = drift_cli.main(sys.argv[2:], stdout=io.StringIO())\n"
-            "shutil.copy(sys.argv[1], %r)\n"
-            "importlib.invalidate_caches()\n"
-            "second = drift_cli.main(sys.argv[2:])\n"
+    for sub in ("common", "drift"):
+        (package / sub).mkdir()
+        for path in glob.glob(os.path.join(MODULE_UTILS, sub, "*.py")):
+            shutil.copy(path, str(package / sub))
+    code = ("import sys\n"
+            "from mlops_drift.drift import cli as drift_cli\n"
+            "code = drift_cli.main(sys.argv[1:])\n"
             "assert not [m for m in sys.modules if m.split('.')[0] in ('ansible', 'ansible_collections')], 'ansible imported'\n"
-            "sys.exit(10 * first + second)\n" % str(package))
+            "sys.exit(code)\n")
     env = dict(os.environ, PYTHONPATH=str(tmp_path / "site"))
-    argv = ["-c", code, os.path.join(MODULE_UTILS, "model_drift.py"),
-            "model-check", "--predictions", window, "--feedback", feedback, "--reference-accuracy", "0.92"]
+    argv = ["-c", code, "model-check", "--predictions", window, "--feedback", feedback, "--reference-accuracy", "0.92"]
     proc = _run(argv, cwd=str(tmp_path), env=env)
-    assert proc.returncode == 10 * drift_cli.EXIT_BAD_INPUT + drift_cli.EXIT_OK, proc.stderr
-    assert "model_drift.py is not installed" in proc.stderr
+    assert proc.returncode == drift_cli.EXIT_OK, proc.stderr
     assert json.loads(proc.stdout)["drifted"] is False

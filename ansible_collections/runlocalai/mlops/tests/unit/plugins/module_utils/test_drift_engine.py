@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ansible_collections.runlocalai.mlops.plugins.module_utils import drift_engine as de
-from ansible_collections.runlocalai.mlops.plugins.module_utils import drift_io as dio
-from ansible_collections.runlocalai.mlops.plugins.module_utils.drift_stats import DriftInputError
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import engine as de
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import tables as dio
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift.stats import DriftInputError
 
 CATS = ("a", "b", "c", "d")
 CAT_P = [0.4, 0.3, 0.2, 0.1]

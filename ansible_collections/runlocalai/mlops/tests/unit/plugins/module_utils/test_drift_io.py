@@ -13,8 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from ansible_collections.runlocalai.mlops.plugins.module_utils import drift_io as dio
-
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import tables as dio
 pa = pytest.importorskip("pyarrow")
 
 COLLECTIONS_ROOT = os.path.abspath(os.path.join(os.path.dirname(dio.__file__), "..", "..", "..", "..", ".."))
@@ -103,7 +102,7 @@ def test_reading_a_csv_imports_neither_pandas_nor_pyarrow_compute(tmp_path):
     path = str(tmp_path / "mixed.csv")
     write_mixed_csv(path, 2000)
     code = ("import sys\n"
-            "from ansible_collections.runlocalai.mlops.plugins.module_utils import drift_io\n"
+            "from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import tables as drift_io\n"
             "t = drift_io.read_table(sys.argv[1], ['x', 'gaps', 'colour', 'count', 'flag'], {'x': 'numeric'})\n"
             "assert t.rows == 2000 and len(t.columns['colour'].values) == 3\n"
             "print(sorted(m for m in ('pandas', 'pyarrow.compute') if m in sys.modules))\n")

@@ -11,10 +11,10 @@ import json
 import numpy as np
 import pytest
 
-from ansible_collections.runlocalai.mlops.plugins.module_utils import drift_engine as de
-from ansible_collections.runlocalai.mlops.plugins.module_utils import drift_io as dio
-from ansible_collections.runlocalai.mlops.plugins.module_utils import drift_profile as dp
-from ansible_collections.runlocalai.mlops.plugins.module_utils.drift_stats import DriftInputError
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import engine as de
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import tables as dio
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import profiles as dp
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift.stats import DriftInputError
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ansible_collections.runlocalai.mlops.plugins.module_utils import model_drift as md
-from ansible_collections.runlocalai.mlops.plugins.module_utils.drift_stats import DriftInputError
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import model as md
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift.stats import DriftInputError
 
 
 def test_accuracy_decay_matches_hand_computed_z_test():

@@ -21,13 +21,14 @@ np = pytest.importorskip("numpy")
 pytest.importorskip("mlflow")
 pytest.importorskip("sklearn")
 
-from ansible_collections.runlocalai.mlops.plugins.module_utils.model_eval import mlflow_env  # noqa: E402
-from ansible_collections.runlocalai.mlops.plugins.module_utils import drift_cli, drift_io  # noqa: E402
-from ansible_collections.runlocalai.mlops.plugins.module_utils import model_serving as ms  # noqa: E402
+from ansible_collections.runlocalai.mlops.plugins.module_utils.mlflow.evaluation import mlflow_env  # noqa: E402
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import cli as drift_cli  # noqa: E402
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import tables as drift_io  # noqa: E402
+from ansible_collections.runlocalai.mlops.plugins.module_utils.serving import app as ms  # noqa: E402
 from ansible_collections.runlocalai.mlops.tests.unit.plugins.mlflow_server import (  # noqa: E402,F401 pylint: disable=unused-import
     ADMIN, ADMIN_PASSWORD, mlflow_server)
 
-MODULE_UTILS = os.path.dirname(ms.__file__)
+MODULE_UTILS = os.path.dirname(os.path.dirname(ms.__file__))
 FEATURES = ["f%d" % i for i in range(8)]
 SECRET_VALUE = 17.987654321  # appears in inputs; must never appear in the audit log
 
@@ -701,8 +702,10 @@ def test_runs_copied_into_a_package_without_ansible(trained, tmp_path):
     package = tmp_path / "lib" / "runlocalai_mlops"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("")
-    for path in glob.glob(os.path.join(MODULE_UTILS, "drift_*.py")) + [os.path.join(MODULE_UTILS, "model_serving.py")]:
-        shutil.copy(path, str(package))
+    for sub in ("common", "drift", "serving"):
+        (package / sub).mkdir()
+        for path in glob.glob(os.path.join(MODULE_UTILS, sub, "*.py")):
+            shutil.copy(path, str(package / sub))
     config = make_config(tmp_path, trained["path"])
     sock = __import__("socket").socket()
     sock.bind(("127.0.0.1", 0))
@@ -711,7 +714,7 @@ def test_runs_copied_into_a_package_without_ansible(trained, tmp_path):
     config_path = tmp_path / "bc.json"
     config_path.write_text(json.dumps(config))
     env = dict(os.environ, PYTHONPATH=str(tmp_path / "lib"))
-    proc = subprocess.Popen([sys.executable, "-m", "runlocalai_mlops.model_serving", "--config", str(config_path)],
+    proc = subprocess.Popen([sys.executable, "-m", "runlocalai_mlops.serving", "--config", str(config_path)],
                             cwd=str(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = "http://127.0.0.1:%d" % config["port"]
     try:
@@ -732,7 +735,7 @@ def test_runs_copied_into_a_package_without_ansible(trained, tmp_path):
         output = proc.communicate(timeout=30)[0].decode()
     assert proc.returncode == 0, output
     assert "serving bc version 3" in output
-    check = subprocess.run([sys.executable, "-c", "import sys, runlocalai_mlops.model_serving; "
+    check = subprocess.run([sys.executable, "-c", "import sys, runlocalai_mlops.serving.app; "
                             "sys.exit(any(m.split('.')[0] in ('ansible', 'ansible_collections') for m in sys.modules))"],
                            env=env, cwd=str(tmp_path), check=False)
     assert check.returncode == 0

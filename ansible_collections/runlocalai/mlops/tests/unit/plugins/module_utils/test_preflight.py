@@ -9,7 +9,7 @@ import copy
 
 import pytest
 
-from ansible_collections.runlocalai.mlops.plugins.module_utils.preflight import (
+from ansible_collections.runlocalai.mlops.plugins.module_utils.stack.preflight import (
     CHECKS, UNKNOWN, PreflightError, check_stack, format_problems, parse_time, url_host_port, version_tuple)
 
 

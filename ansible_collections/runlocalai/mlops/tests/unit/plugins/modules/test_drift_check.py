@@ -7,15 +7,15 @@ __metaclass__ = type
 
 import gzip
 import json
+import sys
 import os
 
 import numpy as np
 import pytest
 
 from ansible_collections.runlocalai.mlops.plugins.modules import drift_check
-from ansible_collections.runlocalai.mlops.plugins.module_utils import drift_io, drift_profile
-
-
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import tables as drift_io
+from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import profiles as drift_profile
 def write_csv(path, columns, rows=None):
     names = list(columns)
     rows = rows if rows is not None else len(columns[names[0]])
@@ -305,7 +305,6 @@ def test_bad_output_directory_and_labels(run_module, files):
 
 
 def test_missing_numpy_gives_missing_required_lib(run_module, files, monkeypatch):
-    monkeypatch.setattr(drift_check, "IMPORT_ERROR", ImportError("No module named 'numpy'", name="numpy"))
-    monkeypatch.setattr(drift_check, "IMPORT_TRACEBACK", "")
+    monkeypatch.setitem(sys.modules, "numpy", None)  # import numpy raises ImportError
     result = run_module(drift_check, dict(reference=files["ref"], current=files["same"]))
     assert result["failed"] and "numpy" in result["msg"]

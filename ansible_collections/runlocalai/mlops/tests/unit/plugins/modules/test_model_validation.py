@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from ansible_collections.runlocalai.mlops.plugins.module_utils.mlflow_registry import RegistryClient, tag_dict
+from ansible_collections.runlocalai.mlops.plugins.module_utils.mlflow.registry import RegistryClient, tag_dict
 from ansible_collections.runlocalai.mlops.plugins.modules import mlflow_model, model_validation
 from ansible_collections.runlocalai.mlops.tests.unit.plugins.mlflow_server import mlflow_server, trained  # noqa: F401 pylint: disable=unused-import
 

@@ -22,7 +22,7 @@ import math
 import os
 import re
 
-from .drift_stats import DriftInputError, require_numpy
+from .stats import DriftInputError, require_numpy
 
 try:
     import numpy as np

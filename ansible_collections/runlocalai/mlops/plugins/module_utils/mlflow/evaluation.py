@@ -43,7 +43,7 @@ except ImportError as exc:  # pragma: no cover - exercised by ansible-test's imp
     HAS_MLFLOW = False
     MLFLOW_IMPORT_ERROR = exc
 
-from .mlflow_registry import (
+from .registry import (
     TAG_VALIDATION_FINGERPRINT,
     TAG_VALIDATION_PASSED,
     TAG_VALIDATION_REPORT,

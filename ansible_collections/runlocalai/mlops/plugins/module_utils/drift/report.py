@@ -11,12 +11,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import hashlib
 import json
 import math
 import re
 
-from .drift_stats import DriftInputError
+from .stats import DriftInputError
 
 REPORT_FORMAT = "runlocalai.mlops/drift-report"
 REPORT_VERSION = 1
@@ -245,74 +244,3 @@ def render_html(result, title="Drift report"):
         out.append('<div class="feat"><b>%s</b><br>%s</div>' % (_html_escape(name), svg))
     out.append("</body></html>")
     return "\n".join(out) + "\n"
-
-
-# ---------------------------------------------------------------------------------------------
-# Output files: rewritten only when their content changes, always atomically.
-# ---------------------------------------------------------------------------------------------
-
-def diff_entry(plan, summarize=False):
-    """An Ansible --diff entry for a planned write; large files as a digest only."""
-    if summarize:
-        def digest(text):
-            return "" if text is None else "sha256:%s (%d bytes)\n" % (hashlib.sha256(text.encode("utf-8")).hexdigest(), len(text))
-        return {"before_header": plan["path"], "after_header": plan["path"], "before": digest(plan["before"]), "after": digest(plan["content"])}
-    return {"before_header": plan["path"], "after_header": plan["path"], "before": plan["before"] or "", "after": plan["content"]}
-
-
-def plan_writes(items):
-    """items: list of (parameter name, path, new text). Checks every destination before anything
-    is written and returns a list of dicts: param, path, content, before (None: no file),
-    changed. DriftInputError names the parameter of an unusable destination."""
-    import os  # pylint: disable=import-outside-toplevel
-    plans = []
-    for param, path, content in items:
-        if not path:
-            continue
-        parent = os.path.dirname(os.path.abspath(path))
-        if os.path.isdir(path):
-            raise DriftInputError("%s: %s is a directory, expected a file path" % (param, path))
-        if not os.path.isdir(parent):
-            raise DriftInputError("%s: directory %s does not exist" % (param, parent))
-        if not os.access(parent, os.W_OK):
-            raise DriftInputError("%s: directory %s is not writable" % (param, parent))
-        before = None
-        if os.path.exists(path):
-            try:
-                with open(path, "r", encoding="utf-8") as handle:
-                    before = handle.read()
-            except (OSError, UnicodeDecodeError):
-                before = ""
-        plans.append({"param": param, "path": path, "content": content, "before": before, "changed": before != content})
-    return plans
-
-
-def write_plans(plans, mover=None):
-    """Write the changed plans: every temporary file first (same directory), then the moves.
-    mover(src, dest) defaults to os.replace (the Ansible modules pass module.atomic_move)."""
-    import os  # pylint: disable=import-outside-toplevel
-    import tempfile  # pylint: disable=import-outside-toplevel
-    staged = []
-    try:
-        for plan in plans:
-            if not plan["changed"]:
-                continue
-            directory = os.path.dirname(os.path.abspath(plan["path"]))
-            fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(plan["path"]), dir=directory)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(plan["content"])
-            staged.append((tmp, plan["path"]))
-    except OSError as exc:
-        for tmp, _dest in staged:
-            os.unlink(tmp)
-        raise DriftInputError("cannot write %s: %s" % (plan["param"], exc))
-    for tmp, dest in staged:
-        if mover is None:
-            if os.path.exists(dest):
-                os.chmod(tmp, os.stat(dest).st_mode & 0o7777)
-            else:
-                os.chmod(tmp, 0o644)
-            os.replace(tmp, dest)
-        else:
-            mover(tmp, dest)
-    return [p["path"] for p in plans if p["changed"]]

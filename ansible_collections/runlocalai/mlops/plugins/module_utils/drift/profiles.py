@@ -16,8 +16,9 @@ import hashlib
 import json
 import os
 
-from .drift_io import parse_float_lists
-from .drift_stats import DriftInputError, quantile_edges, quantile_sketch, bin_counts, require_numpy
+from ..common.canonical import canonical_json
+from .tables import parse_float_lists
+from .stats import DriftInputError, quantile_edges, quantile_sketch, bin_counts, require_numpy
 
 try:
     import numpy as np
@@ -66,10 +67,6 @@ def categorical_profile(cats):
         "categories": counts,
         "numeric_labels": bool(cats.numeric_labels),
     }
-
-
-def canonical_json(obj):
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
 
 
 def profile_hash(profile):

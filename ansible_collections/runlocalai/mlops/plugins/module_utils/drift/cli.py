@@ -5,8 +5,8 @@
 
 Run as a module of whatever package the drift files were installed in, for example:
 
-    python -m ansible_collections.runlocalai.mlops.plugins.module_utils.drift_cli check --reference P --current D
-    python -m mlops_drift.drift_cli check --reference /srv/models/churn/reference_profile.json \\
+    python -m ansible_collections.runlocalai.mlops.plugins.module_utils.drift.cli check --reference P --current D
+    python -m runlocalai_mlops.drift.cli check --reference /srv/models/churn/reference_profile.json \\
         --current /var/lib/model-server/churn/windows --textfile /var/lib/node_exporter/textfile/mlops_drift_churn.prom \\
         --label model=churn
 
@@ -29,13 +29,19 @@ import os
 import sys
 import tempfile
 
-from .drift_engine import DEFAULT_OPTIONS, make_options, normalize_features, public_result, read_reference, run
-from .drift_profile import ARTIFACT_PATH, dumps_profile
-from .drift_report import (
-    MODEL_REPORT_FORMAT, MODEL_RESERVED_LABELS, plan_writes, render_html, render_json, render_model_prometheus, render_prometheus,
-    validate_labels, write_plans,
+from ..common.errors import MissingDependencyError, MlopsError
+from ..common.files import plan_writes, write_plans
+from .model import run_model_checks
+from .engine import normalize_features, public_result, read_reference, run
+from .options import (
+    ACCURACY_DEFAULTS, CLI_OPTIONS, SEQUENTIAL_DEFAULTS, SEQUENTIAL_DIRECTIONS, SEQUENTIAL_METHODS, add_cli_arguments,
+    make_options,
 )
-from .drift_stats import DriftError, DriftInputError, MissingDependencyError
+from .profiles import ARTIFACT_PATH, dumps_profile
+from .report import (
+    MODEL_REPORT_FORMAT, MODEL_RESERVED_LABELS, render_html, render_json, render_model_prometheus, render_prometheus, validate_labels,
+)
+from .stats import DriftInputError
 
 EXIT_OK, EXIT_DRIFT, EXIT_BAD_INPUT, EXIT_MISSING_LIBRARY = 0, 1, 2, 3
 
@@ -56,8 +62,7 @@ def _add_common(parser):
     parser.add_argument("--reference", required=True, help="reference data file or profile (recognised by content)")
     parser.add_argument("--feature", dest="features", action="append", type=_feature, metavar="NAME[:TYPE]",
                         help="feature to use (repeat); TYPE is numeric or categorical; default: all reference columns")
-    parser.add_argument("--psi-bins", type=int, default=DEFAULT_OPTIONS["psi_bins"])
-    parser.add_argument("--sample-size", type=int, default=DEFAULT_OPTIONS["sample_size"])
+    add_cli_arguments(parser, ("psi_bins", "sample_size"))
 
 
 def build_parser():
@@ -79,14 +84,7 @@ def build_parser():
     chk.add_argument("--label", action="append", type=_label, default=[], metavar="NAME=VALUE", help="Prometheus label (repeat)")
     chk.add_argument("--fail-on-drift", action="store_true", help="exit 1 when drift is detected")
     chk.add_argument("--check-only", action="store_true", help="write nothing, report what would change")
-    for key in ("alpha", "numeric_threshold", "categorical_threshold", "novel_category_min_share", "missing_share_threshold"):
-        chk.add_argument("--" + key.replace("_", "-"), type=float, default=DEFAULT_OPTIONS[key])
-    for key in ("large_sample_rows", "min_rows", "threads"):
-        chk.add_argument("--" + key.replace("_", "-"), type=int, default=DEFAULT_OPTIONS[key])
-    for key, choices in (("correction", ("bh", "bonferroni", "none")), ("decision", ("auto", "p_value", "distance")),
-                         ("numeric_test", ("ks", "cvm")), ("numeric_distance", ("wasserstein", "psi", "js", "ks")),
-                         ("categorical_distance", ("js", "psi", "tvd")), ("extra_columns", ("fail", "ignore"))):
-        chk.add_argument("--" + key.replace("_", "-"), choices=choices, default=DEFAULT_OPTIONS[key])
+    add_cli_arguments(chk, [name for name in CLI_OPTIONS if name not in ("psi_bins", "sample_size")])
 
     mod = sub.add_parser("model-check", help="accuracy decay and sequential detectors (Page-Hinkley, CUSUM)",
                          description="Accuracy decay of a labelled window and/or one sequential detector over a series; "
@@ -97,21 +95,20 @@ def build_parser():
     acc.add_argument("--feedback", help="feedback JSON-lines file or directory: request_id (+ instance) and label")
     acc.add_argument("--reference-accuracy", type=float)
     acc.add_argument("--reference-rows", type=int, help="labelled rows behind the reference accuracy (default: taken as exact)")
-    acc.add_argument("--prediction-field", default="outputs.prediction")
-    acc.add_argument("--label-field", default="label")
-    acc.add_argument("--id-field", default="request_id")
-    acc.add_argument("--max-drop", type=float, default=0.05)
-    acc.add_argument("--accuracy-alpha", type=float, default=0.05)
-    acc.add_argument("--min-labels", type=int, default=30)
+    for key in ("prediction_field", "label_field", "id_field"):
+        acc.add_argument("--" + key.replace("_", "-"), default=ACCURACY_DEFAULTS[key])
+    acc.add_argument("--max-drop", type=float, default=ACCURACY_DEFAULTS["max_drop"])
+    acc.add_argument("--accuracy-alpha", type=float, default=ACCURACY_DEFAULTS["alpha"])
+    acc.add_argument("--min-labels", type=int, default=ACCURACY_DEFAULTS["min_labels"])
     seq = mod.add_argument_group("sequential detector (given --series)")
     seq.add_argument("--series", help="data file or serving-window directory holding the monitored series")
     seq.add_argument("--field", help="column of the series, e.g. outputs.confidence")
     seq.add_argument("--name", help="name of the check (default METHOD:FIELD)")
-    seq.add_argument("--method", choices=("page_hinkley", "cusum"), default="page_hinkley")
-    seq.add_argument("--direction", choices=("up", "down", "both"))
-    for key, default in (("delta", 0.005), ("threshold", 50.0), ("k", 0.5), ("h", 5.0), ("target", None), ("sigma", None)):
-        seq.add_argument("--" + key, type=float, default=default)
-    seq.add_argument("--min-instances", type=int, default=30)
+    seq.add_argument("--method", choices=SEQUENTIAL_METHODS, default=SEQUENTIAL_DEFAULTS["method"])
+    seq.add_argument("--direction", choices=SEQUENTIAL_DIRECTIONS)
+    for key in ("delta", "threshold", "k", "h", "target", "sigma"):
+        seq.add_argument("--" + key, type=float, default=SEQUENTIAL_DEFAULTS[key])
+    seq.add_argument("--min-instances", type=int, default=SEQUENTIAL_DEFAULTS["min_instances"])
     mod.add_argument("--report", help="JSON report path")
     mod.add_argument("--textfile", help="Prometheus textfile path (node-exporter textfile collector)")
     mod.add_argument("--label", action="append", type=_label, default=[], metavar="NAME=VALUE", help="Prometheus label (repeat)")
@@ -188,7 +185,7 @@ def main(argv=None, stdout=None, stderr=None):
     except MissingDependencyError as exc:
         stderr.write("drift_cli: error: %s\n" % exc)
         return EXIT_MISSING_LIBRARY
-    except DriftError as exc:
+    except MlopsError as exc:
         stderr.write("drift_cli: error: %s\n" % exc)
         return EXIT_BAD_INPUT
     stdout.write(json.dumps(summary, sort_keys=True) + "\n")
@@ -200,10 +197,7 @@ def main(argv=None, stdout=None, stderr=None):
 
 def _check(args):
     labels = validate_labels(dict(args.label))
-    keys = ("alpha", "numeric_threshold", "categorical_threshold", "novel_category_min_share", "missing_share_threshold",
-            "large_sample_rows", "min_rows", "threads", "correction", "decision", "numeric_test", "numeric_distance",
-            "categorical_distance", "extra_columns", "psi_bins", "sample_size")
-    options = make_options(**dict((k, getattr(args, k)) for k in keys))
+    options = make_options(**dict((k, getattr(args, k)) for k in CLI_OPTIONS))
     result, profile, built = run(args.reference, args.current, args.features, options, want_plot=bool(args.html))
     public = public_result(result)
     items = []
@@ -256,10 +250,6 @@ def _model_specs(args):
 def _model_check(args):
     labels = validate_labels(dict(args.label), MODEL_RESERVED_LABELS)
     accuracy, sequential = _model_specs(args)
-    try:  # model_drift.py is optional on a host that only runs `check`
-        from .model_drift import run_model_checks  # pylint: disable=import-outside-toplevel
-    except ImportError:
-        raise DriftInputError("model-check: model_drift.py is not installed next to drift_cli.py")
     result = run_model_checks(accuracy, sequential)
     items = []
     if args.report:

@@ -12,9 +12,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from .drift_engine import check_drift, make_options, normalize_features, read_reference
-from .drift_io import Categories, canonical_category, numeric_share, read_table
-from .drift_stats import DriftInputError, require_numpy
+from .engine import check_drift, make_options, normalize_features, read_reference
+from .tables import Categories, canonical_category, numeric_share, read_table
+from .stats import DriftInputError, require_numpy
 
 try:
     import numpy as np

@@ -16,8 +16,9 @@ __metaclass__ = type
 import math
 import os
 
-from .drift_io import JSONL_SUFFIXES, Categories, _flatten, canonical_category, iter_records, read_table, window_files
-from .drift_stats import DriftInputError, require_numpy, require_scipy
+from .tables import JSONL_SUFFIXES, Categories, _flatten, canonical_category, iter_records, read_table, window_files
+from .options import ACCURACY_DEFAULTS, SEQUENTIAL_DEFAULTS, SEQUENTIAL_DIRECTIONS, SEQUENTIAL_METHODS
+from .stats import DriftInputError, require_numpy, require_scipy
 
 try:
     import numpy as np
@@ -29,11 +30,11 @@ try:
 except ImportError:  # pragma: no cover
     sp_special = None
 
-DETECTORS = ("page_hinkley", "cusum")
-DIRECTIONS = ("up", "down", "both")
+DETECTORS = SEQUENTIAL_METHODS
+DIRECTIONS = SEQUENTIAL_DIRECTIONS
 
 
-def accuracy_decay(reference_accuracy, reference_rows, correct, rows, max_drop=0.05, alpha=0.05):
+def accuracy_decay(reference_accuracy, reference_rows, correct, rows, max_drop=ACCURACY_DEFAULTS["max_drop"], alpha=ACCURACY_DEFAULTS["alpha"]):
     """Has accuracy dropped? One-sided pooled two-proportion z-test of H1: current < reference.
 
     Decays when the drop is at least max_drop and significant (p < alpha): both, so that neither a
@@ -192,15 +193,6 @@ def _sequential(series, direction, min_instances, stat_fn, threshold, info):
 # Checks an operator runs (drift_check's sibling module model_drift_check and drift_cli model-check)
 # ---------------------------------------------------------------------------------------------
 
-ACCURACY_DEFAULTS = {
-    "current": None, "feedback": None, "predictions": None, "labels": None,
-    "prediction_field": "outputs.prediction", "label_field": "label", "id_field": "request_id",
-    "reference_accuracy": None, "reference_rows": None, "max_drop": 0.05, "alpha": 0.05, "min_labels": 30,
-}
-SEQUENTIAL_DEFAULTS = {
-    "name": None, "series": None, "field": None, "method": "page_hinkley", "direction": None,
-    "delta": 0.005, "threshold": 50.0, "k": 0.5, "h": 5.0, "target": None, "sigma": None, "min_instances": 30,
-}
 DEFAULT_DIRECTION = {"page_hinkley": "up", "cusum": "both"}
 
 

@@ -16,12 +16,13 @@ import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from .drift_stats import (
-    CORRECTIONS, DriftInputError, adjust_pvalues, bin_counts, chi2_contingency_2xk, compare_numeric,
+from .stats import (
+    DriftInputError, adjust_pvalues, bin_counts, chi2_contingency_2xk, compare_numeric,
     cvm_pvalue, js_distance, ks_pvalue, psi, psi_noise, require_scipy, total_variation, two_proportion_ztest,
 )
-from .drift_io import Categories, categories_from_numeric, canonical_category, numeric_from_categories, numeric_share, read_table
-from .drift_profile import (
+from .options import CATEGORICAL_DISTANCES, NUMERIC_DISTANCES, make_options
+from .tables import Categories, categories_from_numeric, canonical_category, numeric_from_categories, numeric_share, read_table
+from .profiles import (
     categorical_profile, load_profile, looks_like_profile, make_profile, numeric_profile, sketch_array,
 )
 
@@ -31,70 +32,6 @@ except ImportError:  # pragma: no cover
     np = None
 
 FEATURE_TYPES = ("numeric", "categorical")
-NUMERIC_TESTS = ("ks", "cvm")
-NUMERIC_DISTANCES = {"wasserstein": 0.1, "psi": 0.2, "js": 0.1, "ks": 0.1}
-CATEGORICAL_DISTANCES = {"js": 0.1, "psi": 0.2, "tvd": 0.1}
-DECISIONS = ("auto", "p_value", "distance")
-EXTRA_COLUMNS = ("fail", "ignore")
-
-DEFAULT_OPTIONS = {
-    "alpha": 0.05,
-    "correction": "bh",
-    "decision": "auto",
-    "large_sample_rows": 1000,
-    "numeric_test": "ks",
-    "numeric_distance": "wasserstein",
-    "categorical_distance": "js",
-    "numeric_threshold": None,
-    "categorical_threshold": None,
-    "psi_bins": 10,
-    "psi_epsilon": 1e-4,
-    "sample_size": 10000,
-    "novel_category_min_share": 0.01,
-    "missing_share_threshold": 0.05,
-    "min_rows": 30,
-    "categorical_max_distinct": 20,
-    "max_categories": 10000,
-    "extra_columns": "fail",
-    "threads": 2,
-}
-
-_RANGES = {
-    "alpha": (0.0, 1.0, False),
-    "psi_epsilon": (0.0, 0.1, False),
-    "novel_category_min_share": (0.0, 1.0, True),
-    "missing_share_threshold": (0.0, 1.0, True),
-}
-_MIN_INT = {"large_sample_rows": 0, "psi_bins": 2, "sample_size": 100, "min_rows": 1,
-            "categorical_max_distinct": 1, "max_categories": 2, "threads": 1}
-
-
-def make_options(**overrides):
-    """Validated options: DEFAULT_OPTIONS updated with overrides (None leaves a default)."""
-    options = dict(DEFAULT_OPTIONS)
-    for key, value in overrides.items():
-        if key not in DEFAULT_OPTIONS:
-            raise DriftInputError("unknown drift option '%s'" % key)
-        if value is not None:
-            options[key] = value
-    choices = {"correction": CORRECTIONS, "decision": DECISIONS, "numeric_test": NUMERIC_TESTS,
-               "numeric_distance": tuple(NUMERIC_DISTANCES), "categorical_distance": tuple(CATEGORICAL_DISTANCES),
-               "extra_columns": EXTRA_COLUMNS}
-    for key, allowed in choices.items():
-        if options[key] not in allowed:
-            raise DriftInputError("%s: must be one of %s, got %r" % (key, ", ".join(allowed), options[key]))
-    for key, (low, high, closed) in _RANGES.items():
-        value = options[key]
-        if not isinstance(value, (int, float)) or not (low < value < high or (closed and value in (low, high))):
-            raise DriftInputError("%s: must be a number in %s%s, %s), got %r" % (key, "[" if closed else "(", low, high, value))
-    for key, low in _MIN_INT.items():
-        if not isinstance(options[key], int) or options[key] < low:
-            raise DriftInputError("%s: must be an integer >= %d, got %r" % (key, low, options[key]))
-    for key in ("numeric_threshold", "categorical_threshold"):
-        value = options[key]
-        if value is not None and (not isinstance(value, (int, float)) or value <= 0):
-            raise DriftInputError("%s: must be a positive number, got %r" % (key, value))
-    return options
 
 
 def normalize_features(features):

@@ -14,6 +14,8 @@ __metaclass__ = type
 
 import math
 
+from ..common.errors import InputError, MlopsError, MissingDependencyError as _MissingDependencyError
+
 try:
     import numpy as np
 except ImportError:  # pragma: no cover - exercised by ansible-test's import sanity test
@@ -25,20 +27,19 @@ except ImportError:  # pragma: no cover
     sp_special = None
 
 
-class DriftError(Exception):
+class DriftError(MlopsError):
     """Base class of the errors the drift code raises on purpose."""
 
 
-class DriftInputError(DriftError, ValueError):
+class DriftInputError(DriftError, InputError):
     """Bad input: the message names the parameter, feature or file."""
 
 
-class MissingDependencyError(DriftError, ImportError):
+class MissingDependencyError(DriftError, _MissingDependencyError):
     """A required third-party library (numpy, scipy) is not installed."""
 
     def __init__(self, library):
-        super(MissingDependencyError, self).__init__("the Python library %s is required for drift checks" % library)
-        self.library = library
+        super(MissingDependencyError, self).__init__(library, "drift checks")
 
 
 def require_numpy():

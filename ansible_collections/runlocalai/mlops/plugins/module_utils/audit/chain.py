@@ -29,6 +29,8 @@ import sqlite3
 import tempfile
 import time
 
+from ..common.canonical import canonical_json as _canonical_json
+
 try:
     from json.encoder import c_encode_basestring as _encode_str
 except ImportError:  # pragma: no cover - pure Python json
@@ -88,17 +90,10 @@ class AuditConflict(AuditError):
         self.conflicts = conflicts
 
 
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
 def canonical_json(value):
-    """Canonical JSON text: sorted keys, no whitespace, UTF-8 characters kept.
-
-    Same text as json.dumps(value, sort_keys=True, separators=(",", ":"),
-    ensure_ascii=False, allow_nan=False).
-    """
+    """common.canonical.canonical_json, failing with AuditError on what JSON cannot hold."""
     try:
-        return _CANONICAL.encode(value)
+        return _canonical_json(value)
     except (TypeError, ValueError) as exc:
         raise AuditError("value is not JSON-serialisable: %s" % exc)
 

@@ -6,7 +6,7 @@
 Plain Python (imports nothing from Ansible; siblings by relative imports only), so the role installs
 this very file on serving hosts as part of a small package and runs it with
 
-    python -m runlocalai_mlops.model_serving --config /etc/runlocalai-model/<name>.json
+    python -m runlocalai_mlops.serving --config /etc/runlocalai-model/<name>.json
 
 Endpoints (docs/model_server.md): GET /health, GET /ready, GET /v1/models, POST /v1/predict,
 POST /v1/feedback, GET /metrics. One process; requests are handled by threads (at most `threads`
@@ -40,7 +40,8 @@ import threading
 import time
 import uuid
 
-from .drift_io import format_serving_record, serving_record
+from ..common.canonical import canonical_json
+from ..drift.tables import format_serving_record, serving_record
 
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -164,10 +165,6 @@ def utc_now_text(now=None):
     """RFC 3339 UTC with milliseconds, e.g. 2026-11-27T10:00:00.123Z."""
     moment = datetime.datetime.fromtimestamp(time.time() if now is None else now, tz=datetime.timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (moment.microsecond // 1000)
-
-
-def canonical_json(value):
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def input_hash(body, parsed=None):
