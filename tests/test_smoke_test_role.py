@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("mlflow")
 pytest.importorskip("sklearn")
 
-from ansible_collections.runlocalai.mlops.plugins.module_utils.serving import app as ms  # noqa: E402
+from ansible_collections.runlocalai.mlops.plugins.module_utils import serving as ms  # noqa: E402
 from ansible_collections.runlocalai.mlops.tests.unit.plugins.mlflow_server import (  # noqa: E402,F401 pylint: disable=unused-import
     ADMIN_PASSWORD, mlflow_server)
 

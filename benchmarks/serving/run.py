@@ -8,7 +8,7 @@ same load generator, same run (issue 8). See README.md next to this file.
    playbooks/files/demo/register_models.py makes it) and registers it as version 1 of `bench-bc` in a local MLflow (sqlite
    tracking store + local artifacts in a temporary directory);
 2. starts the model server the way the model_server role runs it (the module_utils files copied into
-   a `runlocalai_mlops` package, `python -m runlocalai_mlops.model_serving --config ...`, model_uri
+   a `runlocalai_mlops` package, `python -m runlocalai_mlops.serving --config ...`, model_uri
    `models:/bench-bc/1` downloaded through MLflow into its cache), `threads` = N;
 3. starts `mlflow models serve -m models:/bench-bc/1 --env-manager local --workers N`;
 4. checks that both servers' predictions equal the pyfunc model loaded locally, one row per request,
@@ -160,17 +160,29 @@ class Server:
         self.log.close()
 
 
-def start_ours(workdir, model_uri, workers, env, serving_module=None):
-    lib = os.path.join(workdir, "lib")
+def install_package(lib, module_utils):
+    """What the model_server role installs on a serving host: whole packages of module_utils under
+    runlocalai_mlops/. A module_utils of the flat layout before 0.2 (model_serving.py and drift_*.py
+    side by side, e.g. an older checkout to compare with) is installed as it was then."""
     package = os.path.join(lib, "runlocalai_mlops")
-    if not os.path.isdir(package):  # what the model_server role installs on a serving host
-        os.makedirs(package)
-        open(os.path.join(package, "__init__.py"), "w").close()
-        for path in glob.glob(os.path.join(MODULE_UTILS, "drift_*.py")):
+    os.makedirs(package)
+    open(os.path.join(package, "__init__.py"), "w").close()
+    if os.path.exists(os.path.join(module_utils, "model_serving.py")):
+        for path in glob.glob(os.path.join(module_utils, "drift_*.py")) + [os.path.join(module_utils, "model_serving.py")]:
             shutil.copy(path, package)
-        shutil.copy(serving_module or os.path.join(MODULE_UTILS, "model_serving.py"), os.path.join(package, "model_serving.py"))
+        return "runlocalai_mlops.model_serving"
+    for sub in ("common", "drift", "serving"):
+        shutil.copytree(os.path.join(module_utils, sub), os.path.join(package, sub), ignore=shutil.ignore_patterns("__pycache__"))
+    return "runlocalai_mlops.serving"
+
+
+def start_ours(workdir, model_uri, workers, env, module_utils=MODULE_UTILS, name="ours"):
+    lib = os.path.join(workdir, "lib-" + name)
+    if os.path.isdir(lib):
+        shutil.rmtree(lib)
+    entry_point = install_package(lib, module_utils)
     port = free_port()
-    state = os.path.join(workdir, "ours-w%d" % workers)
+    state = os.path.join(workdir, "%s-w%d" % (name, workers))
     config = {"name": MODEL_NAME, "version": model_uri.rsplit("/", 1)[1], "model_uri": model_uri, "alias": None,
               "state_dir": os.path.join(state, "state"), "log_dir": os.path.join(state, "log"),
               "listen_address": "127.0.0.1", "port": port, "threads": workers}
@@ -179,8 +191,8 @@ def start_ours(workdir, model_uri, workers, env, serving_module=None):
     with open(config_path, "w") as handle:
         json.dump(config, handle)
     env = dict(env, PYTHONPATH=lib)
-    argv = [sys.executable, "-m", "runlocalai_mlops.model_serving", "--config", config_path]
-    return Server("ours", argv, env, port, "/ready", workdir), config
+    argv = [sys.executable, "-m", entry_point, "--config", config_path]
+    return Server(name, argv, env, port, "/ready", workdir), config
 
 
 def start_mlflow(workdir, model_uri, workers, env):
@@ -358,8 +370,8 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=2, help="measurements per server and worker count, order alternating (default 2)")
     parser.add_argument("--sample", type=int, default=60, help="rows checked against the local pyfunc model (default 60)")
     parser.add_argument("--servers", nargs="+", default=["ours", "mlflow"], choices=["ours", "mlflow"])
-    parser.add_argument("--serving-module", metavar="PATH",
-                        help="serve with this model_serving.py instead of the collection's (e.g. an older version, to compare)")
+    parser.add_argument("--module-utils", metavar="DIR", default=MODULE_UTILS,
+                        help="serve with the plugins/module_utils of another checkout (e.g. an older commit in a git worktree, to compare)")
     parser.add_argument("--output", default=os.path.join(REPO, ".cache", "bench-serving", "results.json"))
     parser.add_argument("--keep-latencies", action="store_true", help="store every latency in the JSON output")
     parser.add_argument("--wait-load", type=float, metavar="LOAD",
@@ -404,7 +416,7 @@ def main(argv=None):
         servers = []
         try:
             if "ours" in args.servers:
-                ours, _config = start_ours(workdir, model_uri, workers, env, args.serving_module)
+                ours, _config = start_ours(workdir, model_uri, workers, env, args.module_utils)
                 servers.append(ours)
             if "mlflow" in args.servers:
                 servers.append(start_mlflow(workdir, model_uri, workers, env))

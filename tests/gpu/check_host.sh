@@ -3,9 +3,10 @@
 # nvidia-smi says when asked directly, and print both side by side.
 #
 # Needs only python3 (standard library) and this repository: it imports the module's engine
-# (plugins/module_utils/host_facts.py) from the checkout. When `ansible` is on PATH it also runs the
-# module itself (`ansible localhost -m runlocalai.mlops.host_facts`) and checks the module returns
-# the same GPUs as the engine.
+# (plugins/module_utils/host/facts.py, with host/gpu.py) from the checkout; fact gathering needs
+# neither packaging nor PyYAML. When `ansible` is on PATH it also runs the module itself
+# (`ansible localhost -m runlocalai.mlops.host_facts`) and checks the module returns the same GPUs
+# as the engine.
 #
 # nvidia-smi is read here through other outputs than the module uses (the XML of `nvidia-smi -q -x`,
 # and a CSV query with header and units for the compute capability), parsed by separate code.
@@ -36,7 +37,7 @@ parser.add_argument("--no-ansible", action="store_true")
 args = parser.parse_args(sys.argv[2:])
 
 sys.path.insert(0, root)
-from ansible_collections.runlocalai.mlops.plugins.module_utils import host_facts  # noqa: E402
+from ansible_collections.runlocalai.mlops.plugins.module_utils.host import facts as host_facts  # noqa: E402
 
 smi = args.nvidia_smi or shutil.which("nvidia-smi")
 if not smi:

@@ -23,7 +23,11 @@ description:
 author:
   - runlocalai contributors (@runlocalai)
 requirements:
-  - Linux with sysfs. C(packaging) and PyYAML are used when present; the module has fallbacks for both.
+  - Linux with sysfs (gathering facts needs nothing else)
+  - C(packaging) in the Python that runs the module, for the C(python) and C(packages) keys of O(expected) and for
+    O(expected_from) (Debian/Ubuntu package C(python3-packaging))
+  - PyYAML in the Python that runs the module, for O(expected_from) with C(python_env.yaml) or C(conda.yaml)
+    (Debian/Ubuntu package C(python3-yaml); the role runlocalai.mlops.runtime installs both)
 attributes:
   check_mode:
     description: Gathers and compares exactly as in a normal run; nothing is ever written.
@@ -244,10 +248,12 @@ consistent:
   type: bool
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.runlocalai.mlops.plugins.module_utils.host_facts import (
-    Env, HostFactsError, gather, mismatch_message)
+from ansible_collections.runlocalai.mlops.plugins.module_utils.common.errors import MissingDependencyError
+from ansible_collections.runlocalai.mlops.plugins.module_utils.host.base import HostFactsError
+from ansible_collections.runlocalai.mlops.plugins.module_utils.host.environment import mismatch_message
+from ansible_collections.runlocalai.mlops.plugins.module_utils.host.facts import Env, gather
 
 
 def main():
@@ -271,6 +277,10 @@ def main():
                         nvidia_smi_path=params["nvidia_smi_path"], env=Env(sysfs_root=params["sysfs_root"]))
     except HostFactsError as exc:
         module.fail_json(msg=str(exc), changed=False)
+    except MissingDependencyError as exc:
+        # What needs the library and the Debian package that provides it.
+        hint = ". %s%s." % (str(exc)[:1].upper(), str(exc)[1:])
+        module.fail_json(msg=missing_required_lib(exc.library) + hint, changed=False)
     for warning in result.pop("warnings"):
         module.warn(warning)
     if params["fail_on_mismatch"] and result["mismatches"]:

@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""module_utils.host_facts on recorded sysfs trees, nvidia-smi outputs, /proc files and MLflow model files."""
+"""module_utils/host (facts, gpu, environment) on recorded sysfs trees, nvidia-smi outputs, /proc files and MLflow model files."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -13,7 +13,10 @@ import sys
 
 import pytest
 
-from ansible_collections.runlocalai.mlops.plugins.module_utils import host_facts as hf
+from ansible_collections.runlocalai.mlops.plugins.module_utils.common.errors import MissingDependencyError
+from ansible_collections.runlocalai.mlops.plugins.module_utils.host import environment as hf_env
+from ansible_collections.runlocalai.mlops.plugins.module_utils.host import facts as hf
+from ansible_collections.runlocalai.mlops.plugins.module_utils.host import gpu as hf_gpu
 from ansible_collections.runlocalai.mlops.tests.unit.plugins.fixtures.host_facts import fake_nvidia_smi
 from ansible_collections.runlocalai.mlops.tests.unit.plugins.fixtures.host_facts.helpers import (
     MODELS, broken_yaml_model, build_sysfs, fixture, make_fake_smi, smi_answers)
@@ -73,7 +76,7 @@ def gather(tmp_path, tree, scenario=None, drivers=None, **kwargs):
     ("", None),
 ])
 def test_pci_addresses_are_normalised(text, expected):
-    assert hf.normalize_pci_address(text) == expected
+    assert hf_gpu.normalize_pci_address(text) == expected
 
 
 @pytest.mark.parametrize("tree, expected", [
@@ -86,13 +89,13 @@ def test_pci_addresses_are_normalised(text, expected):
     ("nouveau", [("0000:01:00.0", "0x1b80", "0x030000", "nouveau")]),
 ])
 def test_gpus_come_from_pci_display_functions_of_vendor_10de(tmp_path, tree, expected):
-    gpus, warnings = hf.read_pci_gpus(build_sysfs(tmp_path, tree))
+    gpus, warnings = hf_gpu.read_pci_gpus(build_sysfs(tmp_path, tree))
     assert [(g["pci_address"], g["device_id"], g["class"], g["kernel_driver"]) for g in gpus] == expected
     assert all(g["vendor_id"] == "0x10de" for g in gpus) and warnings == []
 
 
 def test_sysfs_without_pci_is_a_warning_not_a_failure(tmp_path):
-    gpus, warnings = hf.read_pci_gpus(str(tmp_path))
+    gpus, warnings = hf_gpu.read_pci_gpus(str(tmp_path))
     assert gpus == [] and "no PCI devices under" in warnings[0]
 
 
@@ -104,7 +107,7 @@ def smi_text(name):
 
 
 def test_csv_of_four_h100_with_mig_enabled_on_one():
-    gpus, warnings = hf.parse_smi_csv(smi_text("four_h100_mig.csv"))
+    gpus, warnings = hf_gpu.parse_smi_csv(smi_text("four_h100_mig.csv"))
     assert warnings == []
     assert [g["pci_address"] for g in gpus] == ["0000:18:00.0", "0000:2a:00.0", "0000:3a:00.0", "0000:5d:00.0"]
     assert [g["mig_mode"] for g in gpus] == ["enabled", "disabled", "disabled", "disabled"]
@@ -115,7 +118,7 @@ def test_csv_of_four_h100_with_mig_enabled_on_one():
 
 
 def test_csv_na_and_not_supported_cells_are_null():
-    gpus, warnings = hf.parse_smi_csv(smi_text("na_fields.csv"))
+    gpus, warnings = hf_gpu.parse_smi_csv(smi_text("na_fields.csv"))
     assert warnings == []
     assert gpus[0]["name"] == "NVIDIA GeForce RTX 4090" and gpus[0]["driver_version"] == "550.54.15"
     for key in ("uuid", "memory_total_mib", "memory_free_mib", "compute_capability", "mig_mode"):
@@ -123,24 +126,24 @@ def test_csv_na_and_not_supported_cells_are_null():
 
 
 def test_csv_garbage_lines_are_skipped_with_warnings():
-    gpus, warnings = hf.parse_smi_csv(smi_text("garbage_mixed.txt"))
+    gpus, warnings = hf_gpu.parse_smi_csv(smi_text("garbage_mixed.txt"))
     assert len(gpus) == 1 and gpus[0]["uuid"] == "GPU-0c8c2b1e-5b2a-7d43-9a61-3f2e9d6c1b40"
     assert gpus[0]["memory_free_mib"] is None  # "lots"
     assert any("line 1 has 1 fields, expected 8" in w for w in warnings)
     assert any("memory.free 'lots' is not a number" in w for w in warnings)
     assert any("line 3: 'GPU 1' is not a PCI bus id" in w for w in warnings)
-    gpus, warnings = hf.parse_smi_csv(smi_text("garbage_only.txt"))
+    gpus, warnings = hf_gpu.parse_smi_csv(smi_text("garbage_only.txt"))
     assert gpus == [] and len(warnings) == 2
 
 
 @pytest.mark.parametrize("name, expected", [
     ("version_550.txt", "12.4"), ("banner_470.txt", "11.4"), ("garbage_only.txt", None), ("driver_not_loaded.txt", None)])
 def test_cuda_version_from_version_or_banner(name, expected):
-    assert hf.parse_cuda_version(smi_text(name)) == expected
+    assert hf_gpu.parse_cuda_version(smi_text(name)) == expected
 
 
 def test_cuda_version_from_q_output():
-    assert hf.parse_cuda_version("Driver Version                            : 535.183.01\nCUDA Version                              : 12.2\n") == "12.2"
+    assert hf_gpu.parse_cuda_version("Driver Version                            : 535.183.01\nCUDA Version                              : 12.2\n") == "12.2"
 
 
 # -- gather: GPU scenarios ------------------------------------------------------------------------
@@ -243,7 +246,7 @@ def test_cuda_runtime_versions_from_ldconfig_and_library_dirs(tmp_path):
                 "\tlibcudart.so.13 (libc6,x86-64) => %s/lib/libcudart.so.13\n"
                 "\tlibc.so.6 (libc6,x86-64) => /lib/x86_64-linux-gnu/libc.so.6\n" % (deb, wheel))
     env, _fake = host_env(tmp_path, "no_gpu", ldconfig=ldconfig, cudart_globs=(str(tmp_path / "usr/local/cuda*/lib64/libcudart.so*"),))
-    assert hf.cuda_runtime_versions(env) == ["11.8.89", "12.4.127", "13.0.96"]
+    assert hf_gpu.cuda_runtime_versions(env) == ["11.8.89", "12.4.127", "13.0.96"]
 
 
 # -- CPU, memory, disks, OS -----------------------------------------------------------------------
@@ -357,50 +360,105 @@ CASES = [
 
 
 @pytest.mark.parametrize("version, spec, expected", CASES)
-def test_fallback_agrees_with_packaging(version, spec, expected):
-    assert hf.version_matches(version, spec, use_packaging=False) is expected
-    if hf.HAS_PACKAGING:
-        assert hf.version_matches(version, spec, use_packaging=True) is expected
+def test_version_matching_follows_pep_440(version, spec, expected):
+    assert hf_env.version_matches(version, spec) is expected
 
 
-def test_post_release_of_a_pre_release_spec_follows_pep_440():
-    """1.7.post1 is a post-release of 1.7, not of 1.7rc1: >1.7rc1 allows it (packaging 26 agrees; 23 did not)."""
-    assert hf.version_matches("1.7.post1", ">1.7rc1", use_packaging=False) is True
-
-
-@pytest.mark.parametrize("use_packaging", [False, True])
-def test_non_pep440_installed_version(use_packaging):
-    if use_packaging and not hf.HAS_PACKAGING:
-        pytest.skip("packaging not importable")
-    assert hf.version_matches("1.0-custom build", ">=1.0", use_packaging=use_packaging) is None
-    assert hf.version_matches("weird_1", "===weird_1", use_packaging=use_packaging) is True
+def test_non_pep440_installed_version():
+    assert hf_env.version_matches("1.0-custom build", ">=1.0") is None
+    assert hf_env.version_matches("weird_1", "===weird_1") is True
 
 
 @pytest.mark.parametrize("spec", ["=>1.0", ">=1.0.*", "~=1", "==", "1.0", "", "== banana", ">=1.0;python_version<'3'"])
 def test_bad_specifiers(spec):
     with pytest.raises(ValueError):
-        hf.parse_specifier(spec)
+        hf_env.parse_specifier(spec)
     with pytest.raises(hf.HostFactsError, match=r"^expected.packages.x: .* is not a valid version specifier"):
-        hf.normalize_spec(spec if spec != "1.0" else "1.0 1", "expected.packages.x")
+        hf_env.normalize_spec(spec if spec != "1.0" else "1.0 1", "expected.packages.x")
 
 
-def test_without_packaging_the_fallback_is_used(monkeypatch):
-    monkeypatch.setattr(hf, "HAS_PACKAGING", False)
-    assert hf.version_matches("2.3.1+cu121", "==2.3.1") is True and hf.version_matches("1.9", ">=2") is False
-    assert hf.normalize_spec("1.2", "x") == "==1.2"
+def test_bad_specifier_messages_name_the_clause():
+    with pytest.raises(ValueError, match=r"^'>=2.0.\*': .\* is only allowed with == and !=$"):
+        hf_env.parse_specifier(">=1.0, >=2.0.*")
+    with pytest.raises(ValueError, match=r"^'~=1': ~= needs at least two release numbers$"):
+        hf_env.parse_specifier("~=1")
+    with pytest.raises(ValueError, match=r"^'three': not one of ==, !=, >=, <=, >, <, ~=, === followed by a PEP 440 version$"):
+        hf_env.parse_specifier("three")
+
+
+# -- without packaging or PyYAML on the host ---------------------------------------------------------
+
+@pytest.fixture
+def no_packaging(monkeypatch):
+    monkeypatch.setattr(hf_env, "packaging", None)
+
+
+@pytest.fixture
+def no_yaml(monkeypatch):
+    monkeypatch.setattr(hf_env, "yaml", None)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: hf_env.version_matches("1.0", ">=1"),
+    lambda: hf_env.normalize_expected({"python": "3.11"}),
+    lambda: hf_env.normalize_expected({"packages": {"numpy": ">=1.26"}}),
+    lambda: hf_env.normalize_expected({"packages": {"mlflow": None}}),
+    lambda: hf_env.parse_requirement("numpy==1.26.4"),
+    lambda: hf_env.merge_expected({"packages": {"NumPy": "==1.26.4"}}, {"packages": {"numpy": None}}),
+    lambda: hf_env.load_model_environment(os.path.join(MODELS, "requirements_only")),
+])
+def test_missing_packaging_on_a_path_that_needs_it(no_packaging, call):
+    with pytest.raises(MissingDependencyError) as exc:
+        call()
+    assert exc.value.library == "packaging"
+    assert str(exc.value).startswith("the Python library packaging is required for ")
+    assert str(exc.value).endswith("(on Debian/Ubuntu install the package python3-packaging)")
+
+
+def test_missing_pyyaml_when_a_model_yaml_file_is_read(no_yaml):
+    with pytest.raises(MissingDependencyError) as exc:
+        hf_env.load_model_environment(os.path.join(MODELS, "torch_inline"))
+    assert exc.value.library == "PyYAML" and "python3-yaml" in str(exc.value)
+    # requirements.txt and MLmodel are not YAML files read through PyYAML
+    assert hf_env.load_model_environment(os.path.join(MODELS, "mlmodel_only"))[0] == {"python": "3.12"}
+
+
+def test_missing_packaging_through_gather(tmp_path, no_packaging):
+    with pytest.raises(MissingDependencyError, match="python3-packaging"):
+        gather(tmp_path, "one_gpu", "one_gpu", expected={"packages": {"numpy": ">=1"}})
+
+
+def test_facts_without_packaging_and_pyyaml(tmp_path, no_packaging, no_yaml):
+    """Plain fact gathering, and expectations that name no version, need neither library."""
+    result, _fake = gather(tmp_path, "one_gpu", "one_gpu", packages=["numpy"], expected={"cuda_available": True, "gpu_count_min": 1})
+    assert result["gpu_count"] == 1 and result["packages"]["numpy"] and result["consistent"] is True
+
+
+def test_importing_without_packaging_and_pyyaml_installed(tmp_path):
+    """On a host without python3-packaging / python3-yaml the files import and gather facts."""
+    code = ("import sys; sys.modules['packaging'] = None; sys.modules['yaml'] = None\n"
+            "sys.path.insert(0, sys.argv[1])\n"
+            "from ansible_collections.runlocalai.mlops.plugins.module_utils.host import environment, facts\n"
+            "assert environment.packaging is None and environment.yaml is None\n"
+            "env = facts.Env(sysfs_root=sys.argv[2], which=lambda name: None)\n"
+            "result = facts.gather(disk_paths=[], packages=['pip'], expected={'gpu_count_min': 0}, env=env)\n"
+            "print('gpus %d consistent %s' % (result['gpu_count'], result['consistent']))\n")
+    proc = subprocess.run([sys.executable, "-c", code, REPO_ROOT, build_sysfs(tmp_path / "sys", "one_gpu")],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=120, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == "gpus 1 consistent True", proc.stdout
 
 
 # -- expected -------------------------------------------------------------------------------------
 
 def test_expected_is_normalised():
-    out = hf.normalize_expected({"python": "3.11", "packages": {"numpy": "1.26.4", "torch": ">=2.3,<2.4", "mlflow": None},
-                                 "cuda_available": "yes", "min_gpu_memory_mib": "16000", "gpu_count_min": 2,
-                                 "driver_version_min": 535, "cuda_version_min": "12.2"})
+    out = hf_env.normalize_expected({"python": "3.11", "packages": {"numpy": "1.26.4", "torch": ">=2.3,<2.4", "mlflow": None},
+                                     "cuda_available": "yes", "min_gpu_memory_mib": "16000", "gpu_count_min": 2,
+                                     "driver_version_min": 535, "cuda_version_min": "12.2"})
     assert out == {"python": "==3.11.*", "packages": {"numpy": "==1.26.4", "torch": ">=2.3,<2.4", "mlflow": None},
                    "cuda_available": True, "min_gpu_memory_mib": 16000, "gpu_count_min": 2, "driver_version_min": "535",
                    "cuda_version_min": "12.2"}
-    assert hf.normalize_expected({"python": ">=3.10,<3.13"})["python"] == ">=3.10,<3.13"
-    assert hf.normalize_expected({"python": "3.11.4"})["python"] == "==3.11.4"
+    assert hf_env.normalize_expected({"python": ">=3.10,<3.13"})["python"] == ">=3.10,<3.13"
+    assert hf_env.normalize_expected({"python": "3.11.4"})["python"] == "==3.11.4"
 
 
 @pytest.mark.parametrize("expected, message", [
@@ -422,7 +480,7 @@ def test_expected_is_normalised():
 ])
 def test_malformed_expected(expected, message):
     with pytest.raises(hf.HostFactsError) as exc:
-        hf.normalize_expected(expected)
+        hf_env.normalize_expected(expected)
     assert str(exc.value).startswith(message)
 
 
@@ -433,7 +491,7 @@ def model(name):
 
 
 def test_mlflow_written_model_files():
-    expected, files, warnings = hf.load_model_environment(model("mlflow_sklearn"))
+    expected, files, warnings = hf_env.load_model_environment(model("mlflow_sklearn"))
     assert expected == {"python": "3.11", "packages": {
         "mlflow": "==3.17.2", "numpy": "==2.4.6", "pandas": "==3.1.1", "pytest": "==9.2.0", "rich": "==15.0.0",
         "scikit-learn": "==1.9.1", "scipy": "==1.17.1", "skops": "==0.16.0"}}
@@ -441,14 +499,14 @@ def test_mlflow_written_model_files():
 
 
 def test_conda_only_model():
-    expected, files, warnings = hf.load_model_environment(model("conda_only"))
+    expected, files, warnings = hf_env.load_model_environment(model("conda_only"))
     assert expected == {"python": "3.10",
                         "packages": {"mlflow": "==2.17.2", "cloudpickle": "==3.1.0", "numpy": "==1.26.4", "scikit-learn": "==1.5.2"}}
     assert files == [model("conda_only/conda.yaml")] and warnings == []
 
 
 def test_requirements_only_skips_options_urls_and_markers_with_warnings():
-    expected, files, warnings = hf.load_model_environment(model("requirements_only"))
+    expected, files, warnings = hf_env.load_model_environment(model("requirements_only"))
     assert expected == {"packages": {"cloudpickle": "==3.1.0", "numpy": "==1.26.4", "Scikit_Learn": "==1.5.2", "pandas": ">=2.0,<3",
                                      "uvicorn": "==0.30.1", "requests": None, "torch": "==2.3.1+cu121"}}
     assert files == [model("requirements_only/base.txt"), model("requirements_only/requirements.txt")]
@@ -460,31 +518,19 @@ def test_requirements_only_skips_options_urls_and_markers_with_warnings():
 
 
 def test_inline_dependencies_and_mlmodel_fallback():
-    assert hf.load_model_environment(model("torch_inline"))[0] == {
+    assert hf_env.load_model_environment(model("torch_inline"))[0] == {
         "python": "3.11", "packages": {"torch": "==2.3.1", "numpy": ">=1.26,<2", "transformers": "~=4.44.0"}}
-    assert hf.load_model_environment(model("mlmodel_only"))[:2] == ({"python": "3.12"}, [model("mlmodel_only/MLmodel")])
+    assert hf_env.load_model_environment(model("mlmodel_only"))[:2] == ({"python": "3.12"}, [model("mlmodel_only/MLmodel")])
 
 
-@pytest.mark.parametrize("name", ["mlflow_sklearn", "conda_only", "torch_inline", "requirements_only"])
-def test_small_yaml_reader_reads_what_pyyaml_reads(monkeypatch, name):
-    with_pyyaml = hf.load_model_environment(model(name))
-    monkeypatch.setattr(hf, "_yaml", None)
-    assert hf.load_model_environment(model(name)) == with_pyyaml
+def test_unquoted_python_version_in_a_model_file_is_refused(tmp_path):
+    """YAML reads `python: 3.10` as the number 3.1: refused rather than compared with the wrong version."""
+    (tmp_path / "python_env.yaml").write_text("python: 3.10\ndependencies:\n- numpy==1.26.4\n")
+    with pytest.raises(hf.HostFactsError, match=r"python_env.yaml: python: got the number 3.1; quote the version"):
+        hf_env.load_model_environment(str(tmp_path))
 
 
-def test_small_yaml_reader_structures():
-    text = "a: 1\nb:\n  c: 'x: y'\n  d: [p, q]\nlist:\n- one\n-   two: 2\n    three:\n    - 3\n- {}\nempty:\n"
-    assert hf.mini_yaml(text) == {"a": "1", "b": {"c": "x: y", "d": ["p", "q"]}, "list": ["one", {"two": "2", "three": ["3"]}, {}],
-                                  "empty": None}
-    for bad in ("a: 1\n  b: 2\n", "a:\n\t- x\n", "just text\n"):
-        with pytest.raises(ValueError):
-            hf.mini_yaml(bad)
-
-
-@pytest.mark.parametrize("use_pyyaml", [True, False])
-def test_bad_model_directories(tmp_path, monkeypatch, use_pyyaml):
-    if not use_pyyaml:
-        monkeypatch.setattr(hf, "_yaml", None)
+def test_bad_model_directories(tmp_path):
     cases = [
         ("/nonexistent/model", r"^expected_from: '/nonexistent/model' is not a directory$"),
         (model("mlflow_sklearn/MLmodel"), r"is not a directory \(give the model's directory, the one holding MLmodel\)$"),
@@ -495,17 +541,17 @@ def test_bad_model_directories(tmp_path, monkeypatch, use_pyyaml):
     ]
     for directory, message in cases:
         with pytest.raises(hf.HostFactsError, match=message):
-            hf.load_model_environment(directory)
+            hf_env.load_model_environment(directory)
     binary = tmp_path / "binary"
     binary.mkdir()
     (binary / "requirements.txt").write_bytes(b"numpy==1.0\n\xff\xfe\n")
     with pytest.raises(hf.HostFactsError, match=r"^expected_from: .*/binary/requirements.txt is not UTF-8 text$"):
-        hf.load_model_environment(str(binary))
+        hf_env.load_model_environment(str(binary))
     deps = tmp_path / "deps"
     deps.mkdir()
     (deps / "python_env.yaml").write_text("python: 3.11.2\ndependencies: numpy\n")
     with pytest.raises(hf.HostFactsError, match=r"python_env.yaml: dependencies must be a list$"):
-        hf.load_model_environment(str(deps))
+        hf_env.load_model_environment(str(deps))
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads everything")
@@ -516,7 +562,7 @@ def test_unreadable_model_directory(tmp_path):
     locked.chmod(0)
     try:
         with pytest.raises(hf.HostFactsError, match=r"^expected_from: '.*/locked' is not readable$"):
-            hf.load_model_environment(str(locked))
+            hf_env.load_model_environment(str(locked))
     finally:
         locked.chmod(0o755)
 
@@ -527,7 +573,7 @@ def test_unreadable_model_file(tmp_path):
     (tmp_path / "requirements.txt").mkdir()  # isfile() is false: skipped; python_env.yaml -r to it cannot be read
     (tmp_path / "python_env.yaml").write_text("python: 3.11.2\ndependencies:\n- -r requirements.txt\n")
     with pytest.raises(hf.HostFactsError, match=r"^expected_from: cannot read .*/requirements.txt: Is a directory$"):
-        hf.load_model_environment(str(tmp_path))
+        hf_env.load_model_environment(str(tmp_path))
 
 
 # -- comparison -----------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ pytest.importorskip("sklearn")
 from ansible_collections.runlocalai.mlops.plugins.module_utils.mlflow.evaluation import mlflow_env  # noqa: E402
 from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import cli as drift_cli  # noqa: E402
 from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import tables as drift_io  # noqa: E402
-from ansible_collections.runlocalai.mlops.plugins.module_utils.serving import app as ms  # noqa: E402
+from ansible_collections.runlocalai.mlops.plugins.module_utils import serving as ms  # noqa: E402
 from ansible_collections.runlocalai.mlops.tests.unit.plugins.mlflow_server import (  # noqa: E402,F401 pylint: disable=unused-import
     ADMIN, ADMIN_PASSWORD, mlflow_server)
 

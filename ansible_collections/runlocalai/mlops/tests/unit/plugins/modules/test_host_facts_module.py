@@ -14,7 +14,8 @@ import sys
 
 import pytest
 
-from ansible_collections.runlocalai.mlops.plugins.module_utils import host_facts as engine
+from ansible_collections.runlocalai.mlops.plugins.module_utils.host import environment as engine_environment
+from ansible_collections.runlocalai.mlops.plugins.module_utils.host import facts as engine
 from ansible_collections.runlocalai.mlops.plugins.modules import host_facts
 from ansible_collections.runlocalai.mlops.tests.unit.plugins.fixtures.host_facts.helpers import (
     MODELS, broken_yaml_model, build_sysfs, make_fake_smi)
@@ -127,3 +128,28 @@ def test_bad_input_fails_with_a_message_naming_the_parameter(run_module, host, t
     assert result["failed"] and result.get("changed", False) is False
     assert result["msg"].startswith(message), result["msg"]
     assert "Traceback" not in result["msg"]
+
+
+@pytest.mark.parametrize("missing, args, library, package", [
+    ("packaging", {"expected": {"packages": {"numpy": ">=1.26"}}}, "packaging", "python3-packaging"),
+    ("packaging", {"expected": {"python": "3.11"}}, "packaging", "python3-packaging"),
+    ("packaging", {"expected_from": os.path.join(MODELS, "requirements_only")}, "packaging", "python3-packaging"),
+    ("yaml", {"expected_from": os.path.join(MODELS, "conda_only")}, "PyYAML", "python3-yaml"),
+])
+def test_missing_library_fails_naming_it(run_module, host, monkeypatch, missing, args, library, package):
+    monkeypatch.setattr(engine_environment, missing, None)
+    result = run_module(host_facts, dict(host("no_gpu"), **args))
+    assert result["failed"] and result.get("changed", False) is False
+    assert result["msg"].startswith("Failed to import the required Python library (%s) on " % library), result["msg"]
+    assert ". The Python library %s is required for " % library in result["msg"]
+    assert result["msg"].endswith("(on Debian/Ubuntu install the package %s)." % package)
+    assert "Traceback" not in result["msg"]
+
+
+def test_facts_need_neither_packaging_nor_pyyaml(run_module, host, monkeypatch):
+    monkeypatch.setattr(engine_environment, "packaging", None)
+    monkeypatch.setattr(engine_environment, "yaml", None)
+    result = run_module(host_facts, dict(host("four_gpus", "four_h100_mig"), packages=["numpy"],
+                                         expected={"cuda_available": True, "gpu_count_min": 4}))
+    assert not result["failed"], result.get("msg")
+    assert result["gpu_count"] == 4 and result["packages"]["numpy"] and result["consistent"] is True
