@@ -26,6 +26,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import cli as drift_cli
 from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import engine as drift_engine
+
 import demo_features
 
 VARIANTS = ("good", "weak", "unportable")

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .stats import (
     DriftInputError, adjust_pvalues, bin_counts, chi2_contingency_2xk, compare_numeric,
-    cvm_pvalue, js_distance, ks_pvalue, psi, psi_noise, require_scipy, total_variation, two_proportion_ztest,
+    SHARE_DISTANCES, cvm_pvalue, ks_pvalue, psi_noise, require_scipy, share_distances, two_proportion_ztest,
 )
 from .options import CATEGORICAL_DISTANCES, NUMERIC_DISTANCES, make_options
 from .tables import Categories, categories_from_numeric, canonical_category, numeric_from_categories, numeric_share, read_table
@@ -220,16 +220,15 @@ def _numeric_stats(name, ref, column, options, want_plot):
         "cvm_p_value_raw": cvm_pvalue(cmp_["cvm"], n, m),
         "wasserstein": cmp_["wasserstein"],
         "wasserstein_norm": cmp_["wasserstein"] / std,
-        "psi": psi(ref_share, cur_share, options["psi_epsilon"]),
         "psi_noise": noise,
         "psi_noise_p99": noise99,
         "psi_bins": used,
-        "js_distance": js_distance(ref_share, cur_share),
         "mean_reference": float(ref["mean"]),
         "mean_current": float(np.mean(cur)),
         "std_reference": std,
         "std_current": float(np.std(cur)),
     })
+    out.update(share_distances(NUMERIC_DISTANCES, ref_share, cur_share, options))
     if want_plot:
         probs = (np.arange(101)) / 100.0
         idx_r = np.clip((probs * (sketch.size - 1)).round().astype(int), 0, sketch.size - 1)
@@ -272,12 +271,9 @@ def _categorical_stats(name, ref, column, options, want_plot):
         "categorical_test": test,
         "categorical_statistic": float(stat),
         "categorical_p_value_raw": float(p),
-        "psi": psi(ref_share, cur_share, options["psi_epsilon"]),
         "psi_noise": noise,
         "psi_noise_p99": noise99,
         "psi_bins": used,
-        "js_distance": js_distance(ref_share, cur_share),
-        "tvd": total_variation(ref_share, cur_share),
         "categories_reference": len(counts_ref),
         "categories_current": len(counts_cur),
         "novel_categories": dict((k, counts_cur[k] / float(m)) for k in novel[:50]),
@@ -285,6 +281,7 @@ def _categorical_stats(name, ref, column, options, want_plot):
         "vanished_categories": [k for k in ref_order if counts_cur.get(k, 0) == 0][:50],
         "_expected_below_5": expected_small,
     })
+    out.update(share_distances(CATEGORICAL_DISTANCES, ref_share, cur_share, options))
     if want_plot:
         top = cats[:20]
         out["_plot"] = {"kind": "bars", "categories": top,
@@ -353,7 +350,7 @@ def check_drift(profile, table, specs, options, want_plot=False):
     return _decide(names, stats, profile, table, options)
 
 
-_DISTANCE_KEYS = {"wasserstein": "wasserstein_norm", "ks": "ks_statistic", "js": "js_distance", "psi": "psi", "tvd": "tvd"}
+_DISTANCE_KEYS = {"wasserstein": "wasserstein_norm", "ks": "ks_statistic"}  # the others: stats.SHARE_DISTANCES
 
 
 def _decide(names, stats, profile, table, options):
@@ -391,7 +388,7 @@ def _decide(names, stats, profile, table, options):
         st["p_value"] = p_adj
         st["missing_p_value"] = None if math.isnan(miss_adj) else float(miss_adj)
         metric, dist_threshold = _distance_threshold(options, st["type"])
-        key = _DISTANCE_KEYS[metric]
+        key = _DISTANCE_KEYS[metric] if metric in _DISTANCE_KEYS else SHARE_DISTANCES[metric][0]
         distance = st[key]
         st["distance_metric"] = key
         st["distance"] = distance

@@ -105,8 +105,8 @@ def check_option(name, value):
     elif "low" in spec:
         low, high, closed = spec["low"], spec["high"], spec["closed"]
         if not _is_number(value) or not (low < value < high or (closed and value in (low, high))):
-            raise DriftInputError("%s: must be a number in %s%s, %s%s, got %r" % (name, "[" if closed else "(", low, high,
-                                                                                 "]" if closed else ")", value))
+            opening, closing = ("[", "]") if closed else ("(", ")")
+            raise DriftInputError("%s: must be a number in %s%s, %s%s, got %r" % (name, opening, low, high, closing, value))
     elif "minimum" in spec:
         if not isinstance(value, int) or isinstance(value, bool) or value < spec["minimum"]:
             raise DriftInputError("%s: must be an integer >= %d, got %r" % (name, spec["minimum"], value))

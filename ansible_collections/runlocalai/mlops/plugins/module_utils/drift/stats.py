@@ -301,6 +301,27 @@ def total_variation(p, q):
     return float(0.5 * np.sum(np.abs(shares(p) - shares(q))))
 
 
+# The distances of binned shares, by the name options choose them with: the key the engine stores
+# the value under in a feature's result, and the function of (reference shares, current shares,
+# options). The engine computes each one the option schema lists for a feature's kind
+# (options.NUMERIC_DISTANCES, options.CATEGORICAL_DISTANCES); CONTRIBUTING.md walks through adding one.
+SHARE_DISTANCES = {
+    "psi": ("psi", lambda ref, cur, options: psi(ref, cur, options["psi_epsilon"])),
+    "js": ("js_distance", lambda ref, cur, options: js_distance(ref, cur)),
+    "tvd": ("tvd", lambda ref, cur, options: total_variation(ref, cur)),
+}
+
+
+def share_distances(kinds, ref_shares, cur_shares, options):
+    """{result key: value} of the share distances named in kinds (others are skipped)."""
+    out = {}
+    for name in kinds:
+        if name in SHARE_DISTANCES:
+            key, func = SHARE_DISTANCES[name]
+            out[key] = func(ref_shares, cur_shares, options)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Categorical tests.
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from .app import main
+from .server import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

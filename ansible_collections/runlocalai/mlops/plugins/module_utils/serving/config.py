@@ -41,10 +41,8 @@ DEFAULTS = {
 }
 
 
-
 class ConfigError(Exception):
     pass
-
 
 
 def load_config(path):

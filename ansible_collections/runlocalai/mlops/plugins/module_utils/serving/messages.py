@@ -30,7 +30,6 @@ class ServingError(Exception):
         self.field = field
 
 
-
 def utc_now_text(now=None):
     """RFC 3339 UTC with milliseconds, e.g. 2026-11-27T10:00:00.123Z."""
     moment = datetime.datetime.fromtimestamp(time.time() if now is None else now, tz=datetime.timezone.utc)
@@ -60,11 +59,20 @@ def _finite_float(text):
     return value
 
 
+# A JSON number can only overflow to inf with a 3-digit positive exponent or a long run of digits
+# (below that, |value| < 10**299). A body without either is parsed with the C float parser; any body
+# that might hold one (a false positive inside a string only costs speed) gets _finite_float per number.
+_MAYBE_HUGE = re.compile(br"[eE]\+?0*[1-9][0-9][0-9]|[0-9]{200}")
+
+
 def parse_json_body(body):
     if not body:
         raise ServingError(400, "the request body is empty; send a JSON object")
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float)
+        text = body.decode("utf-8")
+        if _MAYBE_HUGE.search(body) is None:
+            return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ServingError(400, "the request body is not valid JSON: %s" % exc)
 

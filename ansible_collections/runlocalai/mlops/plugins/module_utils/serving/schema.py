@@ -9,6 +9,7 @@ __metaclass__ = type
 
 import collections
 import json
+import operator
 
 from .messages import ServingError
 
@@ -23,6 +24,9 @@ class InputSchema:
     def __init__(self, columns):
         self.columns = columns                    # list of (name, type, required)
         self.by_name = dict((c[0], c) for c in columns)
+        self.names = [c[0] for c in columns]
+        self.name_set = frozenset(self.names)
+        self.getter = operator.itemgetter(*self.names) if self.names else None
 
     @classmethod
     def from_mlflow(cls, schema):
@@ -119,9 +123,63 @@ def parse_instances(payload, max_instances):
     return records
 
 
+# The types a whole column may consist of to pass check_value unchanged, by signature type (exact
+# types: a bool is not an int here, and anything else takes the per-value path).
+_COLUMN_TYPES = {
+    "integer": frozenset((int,)), "long": frozenset((int,)),
+    "float": frozenset((int, float)), "double": frozenset((int, float)),
+    "boolean": frozenset((bool,)),
+    "string": frozenset((str,)), "datetime": frozenset((str,)), "binary": frozenset((str,)),
+}
+_SCALAR_TYPES = frozenset((int, float, str, bool))
+_NONE = type(None)
+
+
+def _validate_columns(records, schema):
+    """validate_records for the common case, a column at a time: every record has exactly the schema's
+    fields and every column passes check_value unchanged (checked on the set of the column's value
+    types, and the range of 32-bit integer columns). None when that is not so: the caller then runs
+    the per-value checks, which give the same result, or the refusal naming the field and instance."""
+    names = schema.names
+    count = len(names)
+    known = schema.name_set
+    for record in records:
+        if len(record) != count or not record.keys() <= known:
+            return None
+    if count == 1:
+        only = names[0]
+        values = [[record[only] for record in records]]
+    else:
+        values = list(zip(*map(schema.getter, records)))
+    columns = {}
+    for (name, kind, required), column in zip(schema.columns, values):
+        types = set(map(type, column))
+        nulls = _NONE in types
+        if nulls:
+            if required:
+                return None
+            types.discard(_NONE)
+        if not types <= _COLUMN_TYPES.get(kind, _SCALAR_TYPES):
+            return None
+        if kind == "integer" and types:
+            present = [v for v in column if v is not None] if nulls else column
+            if min(present) < -2 ** 31 or max(present) >= 2 ** 31:
+                return None
+        columns[name] = list(column)
+    return names, columns
+
+
 def validate_records(records, schema):
     """Check every instance against the schema: a missing required field, an unknown field, a null in a
-    required field or a value of the wrong type is a 422 naming the field. Returns column -> values."""
+    required field or a value of the wrong type is a 422 naming the field. Returns column -> values.
+
+    Whole columns are checked at once first (_validate_columns); only a request that fails there (or
+    has optional fields left out) goes through the per-value checks below, which name the first bad
+    field and instance exactly as they always have."""
+    if schema is not None and records:
+        fast = _validate_columns(records, schema)
+        if fast is not None:
+            return fast
     if schema is None:
         names = []
         for record in records:

@@ -31,8 +31,6 @@ from .messages import utc_now_text
 from .config import ConfigError, load_config, read_token
 
 
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = APP_NAME

@@ -18,6 +18,8 @@ import pytest
 
 from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import cli as drift_cli
 from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import profiles as drift_profile
+
+
 MODULE_UTILS = os.path.dirname(os.path.dirname(drift_cli.__file__))
 REPO_ROOT = os.path.abspath(os.path.join(MODULE_UTILS, "..", "..", "..", "..", ".."))
 

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import tables as dio
+
+
 pa = pytest.importorskip("pyarrow")
 
 COLLECTIONS_ROOT = os.path.abspath(os.path.join(os.path.dirname(dio.__file__), "..", "..", "..", "..", ".."))

@@ -13,6 +13,8 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import stats as ds
+
+
 @pytest.mark.parametrize("n,m,shift,scale", [(50, 80, 0.0, 1.1), (300, 450, 0.2, 1.1), (3000, 1200, 0.05, 1.1), (20000, 25000, 0.01, 1.0)])
 def test_ks_statistic_and_pvalue_match_scipy(n, m, shift, scale):
     rng = np.random.default_rng(n + m)

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 from ansible_collections.runlocalai.mlops.plugins.module_utils.mlflow import evaluation as me
+
+
 def test_parse_threshold():
     assert me.parse_threshold("accuracy", ">=0.92") == (">=", 0.92)
     assert me.parse_threshold("latency_p95_ms", " <= 50 ") == ("<=", 50.0)

@@ -16,6 +16,8 @@ import pytest
 from ansible_collections.runlocalai.mlops.plugins.modules import drift_check
 from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import tables as drift_io
 from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import profiles as drift_profile
+
+
 def write_csv(path, columns, rows=None):
     names = list(columns)
     rows = rows if rows is not None else len(columns[names[0]])
