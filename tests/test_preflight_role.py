@@ -156,3 +156,18 @@ def test_argument_spec_names_a_bad_setting(playbook):
     result = playbook(healthy(), extra_vars={"preflight_skip_checks": ["disk"]})
     assert result.returncode != 0
     assert "preflight_skip_checks" in result.flat and "disk" in result.flat, result.output[-3000:]
+
+
+def test_a_value_that_cannot_be_rendered_deep_inside_is_unknown_and_a_secret_that_cannot_is_unset(playbook):
+    # The filter renders each value whole: an undefined part inside a model entry makes the entry unknown.
+    inventory = healthy()
+    hostvars(inventory, "serving1")["model_server_models"] = [
+        {"name": "churn", "alias": "production", "port": "{{ hostvars['mlflow1']['ansible_facts']['missing'] }}"}]
+    hostvars(inventory, "mlflow1")["mlflow_server_admin_password"] = "{{ vault_that_is_not_defined }}"
+    result = playbook(inventory, extra_vars={"preflight_fail_on_problems": False}, plays=PLAY + [
+        {"name": "Show", "hosts": "mlflow1", "gather_facts": False, "tasks": [
+            {"name": "Problems", "ansible.builtin.debug": {
+                "msg": "VARIABLES {{ preflight_report.problems | map(attribute='variable') | join(' ') }}"}}]}])
+    assert result.returncode == 0, result.output[-3000:]
+    assert "serving1: model_server_models could not be evaluated" in result.flat
+    assert "VARIABLES mlflow_server_admin_password" in result.flat, result.output[-3000:]

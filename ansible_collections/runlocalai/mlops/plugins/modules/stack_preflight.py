@@ -37,8 +37,11 @@ options:
     description:
       - Host name to its data. Keys of each value
       - C(groups) - the host's groups (C(group_names)).
-      - C(vars) - variable name to value, role defaults filled in. A value of V(__preflight_unknown__) marks a
-        variable that could not be rendered (for example from facts of a host outside the play); the checks that
+      - C(vars) - variable name to value, with the roles' defaults filled in where the host sets none (what the
+        P(runlocalai.mlops.preflight_host_data#filter) filter gives, from the roles' own C(defaults/main.yml)). The
+        module holds no defaults - a variable the checks read that is missing here is reported as a problem naming
+        the host and the variable, and the checks that need it are skipped. A value of V(__preflight_unknown__) marks
+        a variable that could not be rendered (for example from facts of a host outside the play); the checks that
         need it are skipped with a warning.
       - C(secrets) - variable name to a boolean, whether that secret is set (never the secret itself).
       - C(clock) - optional C(before), C(host), C(after) - the controller's time before and after the host's
@@ -76,22 +79,23 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Check the inventory (the preflight role builds hosts from hostvars)
+# What the runlocalai.mlops.preflight role does: the filter gathers each host's settings (the roles'
+# defaults where a host sets none), which secrets are set (never their values) and its clock reading.
+- name: Gather the settings of every host
+  ansible.builtin.set_fact:
+    preflight_data: "{{ hostvars | runlocalai.mlops.preflight_host_data(groups['all'], role_defaults) }}"
+  vars:
+    role_defaults: >-
+      {{ (lookup('ansible.builtin.file', 'roles/mlflow_server/defaults/main.yml') | from_yaml)
+         | combine(lookup('ansible.builtin.file', 'roles/monitoring/defaults/main.yml') | from_yaml)
+         | combine(lookup('ansible.builtin.file', 'roles/model_server/defaults/main.yml') | from_yaml) }}
+  run_once: true
+  no_log: true
+
+- name: Check the inventory
   runlocalai.mlops.stack_preflight:
-    hosts:
-      mlflow1:
-        groups: [mlflow, monitoring]
-        vars: {mlflow_server_listen_address: 10.0.0.5, mlflow_server_nginx_enabled: true}
-        secrets: {mlflow_server_admin_password: true, mlflow_server_metrics_password: true}
-      serving1:
-        groups: [serving, cpu]
-        vars:
-          model_server_models: [{name: churn, alias: production, port: 8080}]
-          model_server_listen_address: 10.0.0.7
-          model_server_tracking_uri: https://10.0.0.5
-          model_server_tracking_username: model-reader
-          monitoring_node_exporter_listen_address: 10.0.0.7
-        secrets: {model_server_api_token: true}
+    hosts: "{{ preflight_data }}"
+    inventory_groups: "{{ groups.keys() | list }}"
     ansible_version: "{{ ansible_version.full }}"
     min_ansible_version: "2.17"
   delegate_to: localhost

@@ -6,9 +6,11 @@ before site.yml changes anything (the `preflight` role gathers the data, the `st
 module runs `check_stack`).
 
 Plain Python, no Ansible imports. Input is plain data: per host its groups, the values of the
-variables that matter here (role defaults already filled in by the caller), which secrets are set
-(booleans only: the values never reach this code) and, optionally, a clock reading. The output
-is every problem found, each naming the host and the variable, so one failure lists them all.
+variables the checks read (SETTINGS, with the roles' defaults filled in: this file holds no
+default), which secrets are set (booleans only: the values never reach the checks) and, optionally,
+a clock reading. `host_data` builds that input from the hosts' variables (the preflight_host_data
+filter of the preflight role). The output is every problem found, each naming the host and the
+variable, so one failure lists them all.
 
 What each role checks about itself stays in that role (model_server's validate.yml, mlflow_server's
 validate.yml, runtime's preflight.yml: OS, architecture, Python, disk, pip index); this file
@@ -24,9 +26,10 @@ __metaclass__ = type
 import calendar
 import datetime
 import re
+from collections.abc import Mapping
 
-# The value the role passes for a variable that is defined but could not be rendered (for
-# example an address taken from facts of a host outside the play): checks that need it skip.
+# The value host_data gives a variable that is defined but could not be rendered (for example an
+# address taken from facts of a host outside the play): checks that need it skip, with a notice.
 UNKNOWN = "__preflight_unknown__"
 INVENTORY = "(inventory)"
 CONTROLLER = "(controller)"
@@ -37,36 +40,50 @@ LOOPBACK_RE = re.compile(r"^(127\.|::1$|localhost$)")
 WILDCARDS = ("0.0.0.0", "::", "")
 POSTGRESQL_PORT = 5432
 
-# Role defaults, used only when the caller left a variable out (the role always passes them).
-DEFAULTS = {
-    "mlflow_server_listen_address": "127.0.0.1",
-    "mlflow_server_port": 5000,
-    "mlflow_server_metrics_port": 5001,
-    "mlflow_server_prometheus_enabled": True,
-    "mlflow_server_nginx_enabled": False,
-    "mlflow_server_nginx_https_port": 443,
-    "mlflow_server_nginx_http_port": 80,
-    "mlflow_server_auth_enabled": True,
-    "mlflow_server_model_reader_username": "model-reader",
-    "mlflow_server_tls_cert_src": "",
-    "mlflow_server_backend": "sqlite",
-    "monitoring_node_exporter_enabled": True,
-    "monitoring_node_exporter_listen_address": "127.0.0.1",
-    "monitoring_node_exporter_port": 9100,
-    "monitoring_prometheus_listen_address": "127.0.0.1",
-    "monitoring_prometheus_port": 9090,
-    "monitoring_alertmanager_listen_address": "127.0.0.1",
-    "monitoring_alertmanager_port": 9093,
-    "model_server_models": [],
-    "model_server_listen_address": "127.0.0.1",
-    "model_server_allow_unauthenticated": False,
-    "model_server_device": "cpu",
-    "model_server_tracking_uri": "",
-    "model_server_tracking_username": "",
-    "model_server_tracking_validate_certs": True,
-    "model_server_tracking_ca_src": "",
-    "model_server_tracking_ca_path": "",
-}
+# The variables the checks read, defined once: the preflight_host_data filter gathers exactly these
+# from hostvars, the checks read no others (_Host.get refuses any other name), and a unit test holds
+# them to the roles' own defaults/main.yml. Defaults are never written here: the role reads them from
+# those files and the filter fills them in where a host does not set a variable.
+SETTINGS = (
+    "mlflow_server_listen_address",
+    "mlflow_server_port",
+    "mlflow_server_metrics_port",
+    "mlflow_server_prometheus_enabled",
+    "mlflow_server_nginx_enabled",
+    "mlflow_server_nginx_https_port",
+    "mlflow_server_nginx_http_port",
+    "mlflow_server_auth_enabled",
+    "mlflow_server_model_reader_username",
+    "mlflow_server_tls_cert_src",
+    "mlflow_server_backend",
+    "monitoring_node_exporter_enabled",
+    "monitoring_node_exporter_listen_address",
+    "monitoring_node_exporter_port",
+    "monitoring_prometheus_port",
+    "monitoring_alertmanager_port",
+    "model_server_models",
+    "model_server_listen_address",
+    "model_server_allow_unauthenticated",
+    "model_server_device",
+    "model_server_tracking_uri",
+    "model_server_tracking_username",
+    "model_server_tracking_validate_certs",
+    "model_server_tracking_ca_src",
+    "model_server_tracking_ca_path",
+)
+# Read only where a host sets them, never defaulted: ansible_host has no default, and
+# monitoring_server's default is the monitoring role's group rule, which the checks apply themselves.
+HOST_SETTINGS = ("ansible_host", "monitoring_server")
+# Secrets: only whether each is set ever leaves the filter.
+SECRETS = (
+    "mlflow_server_admin_password",
+    "mlflow_server_model_reader_password",
+    "mlflow_server_metrics_password",
+    "model_server_api_token",
+)
+# Facts the preflight role sets on each host: the controller's time before and after the reading
+# of the host's clock, and the registered reading (setup, date_time).
+CLOCK_FACTS = ("__preflight_clock_before", "__preflight_clock_reading", "__preflight_clock_after")
 
 
 class PreflightError(Exception):
@@ -165,9 +182,18 @@ class _Host:
             raise PreflightError("hosts.%s.secrets: must be a dict of variable -> bool (set or not)" % name)
         self.clock = data.get("clock")
         self.unknown_seen = set()
+        self.missing = set()
 
     def get(self, name):
-        value = self.vars.get(name, DEFAULTS.get(name))
+        """The host's value of a setting; UNKNOWN (the checks that need it skip) when it could not be
+        rendered or when it has no value at all (neither set nor defaulted: reported by the checker)."""
+        if name not in SETTINGS:
+            raise ValueError("the checks read %s, which is not in SETTINGS: add it there (the preflight gathers "
+                             "only the variables listed)" % name)
+        if name not in self.vars:
+            self.missing.add(name)
+            return UNKNOWN
+        value = self.vars[name]
         if value == UNKNOWN:
             self.unknown_seen.add(name)
         return value
@@ -225,6 +251,10 @@ class _Checker:
             if name not in self.skip:
                 getattr(self, "check_" + name)()
         for host in self.hosts:
+            for var in sorted(host.missing):
+                self.add(host.name, var, "has no value: the host does not set it and no role default for it reached the "
+                                         "preflight (the preflight_host_data filter fills in the roles' defaults/main.yml); "
+                                         "the checks that need it were skipped")
             for var in sorted(host.unknown_seen):
                 self.warnings.append("%s: %s could not be evaluated (facts of a host outside the play?); "
                                      "the checks that need it were skipped" % (host.name, var))
@@ -333,8 +363,9 @@ class _Checker:
         """(port, variable, what) of everything the stack runs on this host."""
         found = []
 
-        def add(var, what, port=None):
-            value = host.get(var) if port is None else port
+        def add(var, what, *port):
+            # The port: given (a model entry's, PostgreSQL's), else the setting `var`.
+            value = port[0] if port else host.get(var)
             if value == UNKNOWN:
                 return
             number = _as_port(value)
@@ -520,7 +551,9 @@ def check_stack(hosts, ansible_version=None, min_ansible_version=None, max_clock
 
     hosts: {name: {"groups": [...], "vars": {variable: value}, "secrets": {variable: bool},
                    "clock": {"before": t, "host": t, "after": t} or None}}
-    where t is seconds since the epoch or an ISO 8601 UTC time; inventory_groups: the names of the
+    (what host_data returns) where vars holds every one of SETTINGS the checks read, role defaults
+    filled in (a setting left out is a problem: nothing is defaulted here) and t is seconds since the
+    epoch or an ISO 8601 UTC time; inventory_groups: the names of the
     inventory's groups (an empty `monitoring` group still moves Prometheus off the other hosts).
     Raises PreflightError on malformed input.
     """
@@ -528,3 +561,97 @@ def check_stack(hosts, ansible_version=None, min_ansible_version=None, max_clock
     problems, warnings = checker.run()
     return {"problems": problems, "notices": warnings, "passed": not problems,
             "checks": [c for c in CHECKS if c not in checker.skip], "hosts_checked": len(checker.hosts)}
+
+
+# -- gathering the input from the hosts' variables ------------------------------------------------
+
+class _Unreadable(Exception):
+    pass
+
+
+def _plain(value, undefined):
+    """Plain dicts and lists all the way down, so that a value templated lazily is rendered here (and a
+    part that cannot be rendered fails here, not later). Raises _Unreadable on an undefined part."""
+    if undefined and isinstance(value, undefined):
+        raise _Unreadable()
+    if isinstance(value, Mapping):
+        return dict((key, _plain(item, undefined)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_plain(item, undefined) for item in value]
+    return value
+
+
+def _read(variables, name, fallback, errors, undefined):
+    """The rendered value of one variable, or `fallback` when it cannot be rendered."""
+    try:
+        return _plain(variables[name], undefined)
+    except _Unreadable:
+        return fallback
+    except errors:
+        return fallback
+
+
+def _has_template(value):
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, dict):
+        return any(_has_template(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_template(item) for item in value)
+    return False
+
+
+def _is_set(value):
+    return value is not None and len(str(value)) > 0
+
+
+def _clock(variables, errors, undefined):
+    if not all(name in variables for name in CLOCK_FACTS):
+        return None  # the clock check is skipped, or the host was not reached
+    before, reading, after = [_read(variables, name, None, errors, undefined) for name in CLOCK_FACTS]
+    try:
+        at = reading["ansible_facts"]["ansible_date_time"]["iso8601_micro"]
+    except (KeyError, TypeError):
+        return None  # a skipped or failed reading
+    if before is None or after is None:
+        return None
+    return {"before": before, "host": at, "after": after}
+
+
+def host_data(hostvars, hosts, role_defaults, errors=(Exception,), undefined=()):
+    """check_stack's `hosts` from the hosts' variables: per host its groups (group_names), the SETTINGS
+    (the host's value, else the role default, else left out: check_stack reports it), the HOST_SETTINGS
+    a host sets, whether each of the SECRETS is set (never a value) and its clock reading (CLOCK_FACTS).
+
+    hostvars: host name -> mapping of that host's variables; a value may be rendered only when read
+    (Ansible's hostvars). A value whose reading raises one of `errors`, or holds an instance of one of
+    the `undefined` types, cannot be rendered here (e.g. facts of a host outside the play): it becomes
+    UNKNOWN, and a secret that cannot be rendered counts as not set. A role default that is a template
+    (text, as read from the file) becomes UNKNOWN too.
+    hosts: the names of the hosts to gather. role_defaults: variable -> default, the roles' own
+    defaults/main.yml. Raises PreflightError on malformed input.
+    """
+    if not isinstance(role_defaults, Mapping):
+        raise PreflightError("role_defaults: must be a dict of variable -> default (the roles' defaults/main.yml), got %s"
+                             % type(role_defaults).__name__)
+    if isinstance(hosts, (str, bytes)) or not isinstance(hosts, (list, tuple)):
+        raise PreflightError("hosts: must be a list of host names, got %r" % (hosts,))
+    out = {}
+    for name in hosts:
+        if name not in hostvars:
+            raise PreflightError("hosts: %s is not a host of the inventory" % name)
+        variables = hostvars[name]
+        values = {}
+        for var in SETTINGS + HOST_SETTINGS:
+            if var in variables:
+                values[var] = _read(variables, var, UNKNOWN, errors, undefined)
+            elif var in role_defaults and var not in HOST_SETTINGS:
+                # Read as data: a default that is a template is rendered by its role, on its host, not here.
+                default = _plain(role_defaults[var], ())
+                values[var] = UNKNOWN if _has_template(default) else default
+        secrets = dict((var, var in variables and _is_set(_read(variables, var, None, errors, undefined)))
+                       for var in SECRETS)
+        groups = _read(variables, "group_names", [], errors, undefined) if "group_names" in variables else []
+        out[str(name)] = {"groups": list(groups) if isinstance(groups, list) else [],
+                          "vars": values, "secrets": secrets, "clock": _clock(variables, errors, undefined)}
+    return out

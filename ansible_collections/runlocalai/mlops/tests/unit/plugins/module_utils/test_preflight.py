@@ -6,11 +6,17 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import json
+from collections.abc import Mapping
 
 import pytest
 
+from ansible_collections.runlocalai.mlops.plugins.module_utils.stack import preflight
 from ansible_collections.runlocalai.mlops.plugins.module_utils.stack.preflight import (
-    CHECKS, UNKNOWN, PreflightError, check_stack, format_problems, parse_time, url_host_port, version_tuple)
+    CHECKS, CLOCK_FACTS, HOST_SETTINGS, SECRETS, SETTINGS, UNKNOWN, PreflightError, check_stack, format_problems,
+    host_data, parse_time, url_host_port, version_tuple)
+from ansible_collections.runlocalai.mlops.tests.unit.plugins.preflight_data import (
+    default_roles, role_defaults, with_role_defaults)
 
 
 def healthy():
@@ -43,10 +49,12 @@ def healthy():
 
 
 def run(hosts, **kwargs):
+    """check_stack on what the hosts set, the other settings from the roles' own defaults files (as the
+    preflight_host_data filter fills them in for the role)."""
     kwargs.setdefault("ansible_version", "2.19.14")
     kwargs.setdefault("min_ansible_version", "2.17.0")
     kwargs.setdefault("max_clock_skew_seconds", 30)
-    return check_stack(hosts, **kwargs)
+    return check_stack(with_role_defaults(hosts), **kwargs)
 
 
 def found(result):
@@ -395,3 +403,204 @@ def test_input_is_not_modified():
     before = copy.deepcopy(hosts)
     run(hosts)
     assert hosts == before
+
+
+def test_the_checks_do_not_modify_their_input():
+    hosts = with_role_defaults(healthy())
+    before = copy.deepcopy(hosts)
+    check_stack(hosts, ansible_version="2.19.14", min_ansible_version="2.17.0", max_clock_skew_seconds=30)
+    assert hosts == before
+
+
+# --- no defaults here: a setting with no value is reported ------------------------------------------------
+
+def test_a_setting_neither_set_nor_defaulted_is_a_problem_not_a_crash():
+    hosts = with_role_defaults(healthy())
+    del hosts["mlflow1"]["vars"]["mlflow_server_port"]
+    del hosts["serving1"]["vars"]["model_server_listen_address"]
+    result = check_stack(hosts)
+    assert found(result) == [("mlflow1", "mlflow_server_port"), ("serving1", "model_server_listen_address")]
+    for item in result["problems"]:
+        assert item["message"].startswith("has no value: the host does not set it and no role default for it reached "
+                                          "the preflight"), item["message"]
+        assert "the checks that need it were skipped" in item["message"]
+
+
+def test_without_the_role_defaults_every_setting_read_is_named():
+    result = check_stack({"box": {"groups": ["mlflow", "serving"], "vars": {}}})
+    assert not result["passed"]
+    assert set(v for _h, v in found(result)) <= set(SETTINGS)
+    assert ("box", "mlflow_server_port") in found(result) and ("box", "model_server_models") in found(result)
+
+
+# --- the names the preflight reads: defined once, held to the roles ------------------------------------------
+
+def test_the_preflight_reads_the_defaults_of_the_roles_it_checks():
+    assert default_roles() == ["mlflow_server", "monitoring", "model_server"]
+
+
+def test_every_name_the_preflight_reads_is_a_role_default_or_host_only():
+    defaults = role_defaults()
+    assert set(HOST_SETTINGS) == {"ansible_host", "monitoring_server"}
+    missing = [name for name in SETTINGS + SECRETS if name not in defaults]
+    assert missing == [], "not in the roles' defaults/main.yml (renamed or removed?): %s" % missing
+    # Defaults are read as data, so a template default could not be checked (it would be unknown).
+    templates = [name for name in SETTINGS if preflight._has_template(defaults[name])]
+    assert templates == [], "role defaults that are templates: %s" % templates
+    assert len(set(SETTINGS + HOST_SETTINGS + SECRETS)) == len(SETTINGS + HOST_SETTINGS + SECRETS)
+
+
+def test_the_checks_read_every_setting_and_no_other(monkeypatch):
+    seen = set()
+    get = preflight._Host.get
+
+    def recording(self, name):
+        seen.add(name)
+        return get(self, name)
+
+    monkeypatch.setattr(preflight._Host, "get", recording)
+    hosts = healthy()
+    hosts["mlflow1"]["vars"]["mlflow_server_backend"] = "postgresql"
+    assert run(hosts)["problems"] == []
+    assert seen == set(SETTINGS)
+    monkeypatch.setattr(preflight._Host, "get", get)
+    with pytest.raises(ValueError, match="not in SETTINGS"):
+        preflight._Host("h", {"vars": {}}).get("monitoring_prometheus_tsdb_path")
+
+
+# --- host_data: the input from the hosts' variables (the preflight_host_data filter) ---------------------------
+
+class NotRendered(Exception):
+    """Stands for Ansible's error on reading a variable whose template cannot be rendered."""
+
+
+class Undef(object):
+    """Stands for the undefined value (a marker) Ansible may return in place of one."""
+
+
+RAISE = object()
+
+
+class HostVars(Mapping):
+    """One host's variables, rendered on access like Ansible's hostvars."""
+
+    def __init__(self, data):
+        self.data = data
+        self.read = []
+
+    def __getitem__(self, key):
+        self.read.append(key)
+        value = self.data[key]
+        if value is RAISE:
+            raise NotRendered(key)
+        return value
+
+    def __contains__(self, key):  # the raw variables, nothing rendered (as Ansible's hostvars)
+        return key in self.data
+
+    def __iter__(self):
+        return iter(self.data)
+
+    def __len__(self):
+        return len(self.data)
+
+
+def gather(hostvars, hosts=None, defaults=None):
+    return host_data(hostvars, list(hostvars) if hosts is None else hosts,
+                     role_defaults() if defaults is None else defaults, errors=(NotRendered,), undefined=(Undef,))
+
+
+SECRET = "host-data-secret-value"
+
+
+def lab_hostvars():
+    """healthy() as hostvars: what each host sets, its groups, its secrets' values, its clock facts."""
+    out = {}
+    for name, data in healthy().items():
+        variables = dict(data["vars"], group_names=data["groups"])
+        variables.update((var, SECRET if is_set else "") for var, is_set in data["secrets"].items())
+        clock = data["clock"]
+        variables.update({"__preflight_clock_before": clock["before"], "__preflight_clock_after": clock["after"],
+                          "__preflight_clock_reading": {"ansible_facts": {"ansible_date_time": {"iso8601_micro": clock["host"]}}}})
+        out[name] = HostVars(variables)
+    return out
+
+
+def test_host_data_gives_the_checks_what_the_hosts_set_and_the_role_defaults():
+    hostvars = lab_hostvars()
+    data = gather(hostvars)
+    assert sorted(data) == ["mlflow1", "serving1", "serving2"]
+    mlflow1 = data["mlflow1"]
+    assert mlflow1["groups"] == ["mlflow", "monitoring", "cpu"]
+    assert mlflow1["vars"]["mlflow_server_listen_address"] == "10.0.0.5"      # set by the host
+    assert mlflow1["vars"]["mlflow_server_port"] == 5000                      # the role's default
+    assert mlflow1["vars"]["ansible_host"] == "10.0.0.5"
+    assert set(mlflow1["vars"]) == set(SETTINGS) | {"ansible_host"}         # monitoring_server: never defaulted
+    assert mlflow1["secrets"] == dict((name, name != "model_server_api_token") for name in SECRETS)
+    assert mlflow1["clock"] == {"before": "1970-01-01T00:16:40.000000Z", "host": "1970-01-01T00:16:41.500000Z",
+                                "after": "1970-01-01T00:16:42.000000Z"}
+    assert data["serving1"]["secrets"]["model_server_api_token"] is True
+    # The same result as the checks' own test data: the healthy lab passes.
+    assert check_stack(data, ansible_version="2.19.14", min_ansible_version="2.17.0")["problems"] == []
+    assert SECRET not in json.dumps(data)
+    # Only the listed variables (and the facts it needs) are read.
+    assert set(hostvars["mlflow1"].read) <= set(SETTINGS + HOST_SETTINGS + SECRETS + CLOCK_FACTS) | {"group_names"}
+
+
+def test_host_data_marks_what_cannot_be_rendered():
+    hostvars = lab_hostvars()
+    mlflow1 = hostvars["mlflow1"].data
+    mlflow1["mlflow_server_listen_address"] = RAISE                           # facts of a host outside the play
+    mlflow1["monitoring_server"] = Undef()
+    mlflow1["model_server_models"] = [{"name": "m", "port": Undef()}]         # undefined deep inside
+    mlflow1["mlflow_server_admin_password"] = RAISE                           # a secret: counts as not set
+    mlflow1["group_names"] = RAISE
+    data = gather(hostvars)["mlflow1"]
+    assert data["vars"]["mlflow_server_listen_address"] == UNKNOWN
+    assert data["vars"]["monitoring_server"] == UNKNOWN
+    assert data["vars"]["model_server_models"] == UNKNOWN
+    assert data["secrets"]["mlflow_server_admin_password"] is False
+    assert data["groups"] == []
+    # Any other error is not "cannot be rendered": it stays an error.
+    mlflow1["mlflow_server_port"] = RAISE
+    with pytest.raises(NotRendered):
+        host_data(hostvars, ["mlflow1"], {}, errors=(KeyError,))
+
+
+def test_host_data_leaves_out_a_setting_with_no_value_and_a_template_default():
+    hostvars = {"box": HostVars({"group_names": ["mlflow"], "monitoring_server": True})}
+    data = gather(hostvars, defaults={"mlflow_server_port": 5000, "mlflow_server_backend": "{{ lookup('env', 'X') }}",
+                                      "monitoring_server": "{{ 'monitoring' in groups }}"})["box"]
+    assert data["vars"] == {"mlflow_server_port": 5000, "mlflow_server_backend": UNKNOWN, "monitoring_server": True}
+    assert data["secrets"] == dict((name, False) for name in SECRETS) and data["clock"] is None
+    result = check_stack({"box": data}, skip=["ansible_version"])
+    assert ("box", "mlflow_server_listen_address") in found(result)
+    assert "mlflow_server_backend could not be evaluated" in " ".join(result["notices"])
+
+
+@pytest.mark.parametrize("value,is_set", [("x", True), ("", False), (None, False), (0, True), (RAISE, False)])
+def test_host_data_reduces_secrets_to_set_or_not(value, is_set):
+    data = gather({"h": HostVars({"model_server_api_token": value})}, defaults={})["h"]
+    assert data["secrets"]["model_server_api_token"] is is_set
+
+
+@pytest.mark.parametrize("facts", [
+    {},                                                                        # clock check skipped: no facts
+    {"__preflight_clock_before": 1.0, "__preflight_clock_after": 2.0,
+     "__preflight_clock_reading": {"skipped": True}},                          # reading skipped
+    {"__preflight_clock_before": 1.0, "__preflight_clock_after": RAISE,
+     "__preflight_clock_reading": {"ansible_facts": {"ansible_date_time": {"iso8601_micro": "x"}}}},
+])
+def test_host_data_without_a_whole_clock_reading_has_none(facts):
+    assert gather({"h": HostVars(facts)}, defaults={})["h"]["clock"] is None
+
+
+@pytest.mark.parametrize("hosts,defaults,message", [
+    (["ghost"], {}, "hosts: ghost is not a host of the inventory"),
+    ("h", {}, "hosts: must be a list of host names"),
+    (["h"], [], "role_defaults: must be a dict"),
+])
+def test_host_data_names_malformed_input(hosts, defaults, message):
+    with pytest.raises(PreflightError) as exc:
+        gather({"h": HostVars({})}, hosts=hosts, defaults=defaults)
+    assert message in str(exc.value)

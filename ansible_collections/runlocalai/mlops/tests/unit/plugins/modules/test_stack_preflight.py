@@ -8,10 +8,12 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.runlocalai.mlops.plugins.modules import stack_preflight
+from ansible_collections.runlocalai.mlops.tests.unit.plugins.preflight_data import with_role_defaults
 
 
 def inventory():
-    return {
+    """What each host sets, the other settings from the roles' own defaults files (as the role passes them)."""
+    return with_role_defaults({
         "mlflow1": {"groups": ["mlflow", "monitoring"],
                     "vars": {"mlflow_server_listen_address": "10.0.0.5", "mlflow_server_nginx_enabled": True},
                     "secrets": {"mlflow_server_admin_password": True, "mlflow_server_model_reader_password": True,
@@ -23,7 +25,7 @@ def inventory():
                               "model_server_tracking_uri": "https://10.0.0.5", "model_server_tracking_username": "model-reader",
                               "model_server_tracking_ca_src": "/srv/ca.pem"},
                      "secrets": {"model_server_api_token": True}},
-    }
+    })
 
 
 @pytest.mark.parametrize("check_mode", [False, True])
@@ -80,3 +82,14 @@ def test_notices_become_warnings(run_module):
 def test_bad_parameters_fail_naming_them(run_module, args, message):
     result = run_module(stack_preflight, args)
     assert result["failed"] and message in result["msg"], result["msg"]
+
+
+def test_a_setting_without_value_or_default_is_named_not_a_traceback(run_module):
+    hosts = inventory()
+    del hosts["serving1"]["vars"]["model_server_tracking_validate_certs"]
+    result = run_module(stack_preflight, {"hosts": hosts, "skip": ["clock"]})
+    assert result["failed"] and result["passed"] is False
+    assert result["msg"].splitlines()[1:] == [
+        "- serving1: model_server_tracking_validate_certs: has no value: the host does not set it and no role default "
+        "for it reached the preflight (the preflight_host_data filter fills in the roles' defaults/main.yml); the "
+        "checks that need it were skipped"]
