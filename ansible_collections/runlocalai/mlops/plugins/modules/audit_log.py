@@ -18,7 +18,8 @@ description:
     entry's hash, so the entries form a hash chain.
   - O(state=verified) walks the chain and reports every modified, reordered or missing entry. Given an
     O(expected_head) kept elsewhere, it also detects a truncated tail or a chain rewritten with recomputed hashes.
-  - O(state=query) filters entries by time, type, actor, resource and action, and can export them as JSON lines.
+  - O(state=query) filters entries by time, type, actor, resource and action, and can export them as JSON lines. It is
+    deprecated; M(runlocalai.mlops.audit_log_info) reads the log, with the same options and return values.
   - Several processes may append at once; appends are serialised with C(BEGIN IMMEDIATE) and a busy timeout.
   - The entry format is a contract, documented in the collection's C(docs/governance.md).
   - Needs only the Python standard library on the target.
@@ -40,7 +41,8 @@ options:
     description:
       - V(present) appends O(entries) atomically (all or nothing).
       - V(verified) checks the hash chain.
-      - V(query) returns (and optionally exports) entries matching O(filters).
+      - V(query) returns (and optionally exports) entries matching O(filters). Deprecated (to be removed in 2.0.0); use
+        M(runlocalai.mlops.audit_log_info).
     type: str
     choices: [present, verified, query]
     default: present
@@ -179,10 +181,9 @@ EXAMPLES = r"""
     expected_head: "{{ audit.head }}"
     fail_on_invalid: true
 
-- name: Export this month's promotions as JSON lines
-  runlocalai.mlops.audit_log:
+- name: Export this month's promotions as JSON lines (state=query is deprecated, see audit_log_info)
+  runlocalai.mlops.audit_log_info:
     path: /var/lib/mlops/audit.db
-    state: query
     filters:
       event_type: model_promotion
       since: "2026-11-01T00:00:00Z"
@@ -269,34 +270,27 @@ export_path:
 """
 
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_bytes
 
-from ansible_collections.runlocalai.mlops.plugins.module_utils.audit import (
+from ansible_collections.runlocalai.mlops.plugins.module_utils.audit.chain import (
     AuditConflict,
     AuditError,
     AuditLog,
-    to_jsonl,
+)
+from ansible_collections.runlocalai.mlops.plugins.module_utils.audit.query import (
+    file_mode,
+    query_argument_spec,
+    query_result,
+    set_attributes,
+    verification,
+    verify_argument_spec,
 )
 
 
-def _file_mode(module):
-    mode = module.params["mode"]
-    try:
-        return int(str(mode), 8) if not isinstance(mode, int) else mode
-    except ValueError:
-        module.fail_json(msg="mode: %r is not an octal file mode such as '0640'" % (mode,))
-
-
 def _set_attributes(module, path, mode, changed, owner=True, group=True):
-    changed = module.set_mode_if_different(path, mode, changed)
-    if owner and module.params["owner"]:
-        changed = module.set_owner_if_different(path, module.params["owner"], changed)
-    if group and module.params["group"]:
-        changed = module.set_group_if_different(path, module.params["group"], changed)
-    return changed
+    return set_attributes(module, path, mode, changed, owner=module.params["owner"] if owner else None,
+                          group=module.params["group"] if group else None)
 
 
 def run_present(module, log):
@@ -307,7 +301,7 @@ def run_present(module, log):
     for raw in params["entries"]:
         entry = dict((k, v) for k, v in raw.items() if v is not None)
         entries.append(entry)
-    mode = _file_mode(module)
+    mode = file_mode(params["mode"])
     existed = log.exists()
     before = log.head() if existed else {"seq": 0, "hash": None}
     try:
@@ -332,43 +326,10 @@ def run_present(module, log):
 
 
 def run_verified(module, log):
-    result = log.verify(expected_head=module.params["expected_head"])
-    if module.params["fail_on_invalid"] and not result["valid"]:
-        first = result["first_broken"]
-        module.fail_json(msg="audit log %s failed verification: %d broken entr%s, first at seq %s (%s): %s" % (
-            log.path, result["broken_count"], "y" if result["broken_count"] == 1 else "ies",
-            first["seq"], first["entry_id"], first["reason"]), **result)
+    result, failure = verification(log, module.params["expected_head"], module.params["fail_on_invalid"])
+    if failure:
+        module.fail_json(msg=failure, **result)
     module.exit_json(changed=False, **result)
-
-
-def run_query(module, log):
-    filters = dict((k, v) for k, v in (module.params["filters"] or {}).items() if v is not None)
-    entries = log.query(**filters)
-    out = dict(changed=False, entries=entries, count=len(entries))
-    export = module.params["export_path"]
-    if export:
-        content = to_bytes(to_jsonl(entries))
-        old = None
-        if os.path.exists(export):
-            with open(export, "rb") as handle:
-                old = handle.read()
-        directory = os.path.dirname(os.path.abspath(export))
-        if not os.path.isdir(directory):
-            module.fail_json(msg="export_path: directory %s does not exist" % directory)
-        if old != content:
-            out["changed"] = True
-            if not module.check_mode:
-                fd, tmp = tempfile.mkstemp(prefix=".audit-export-", dir=directory)
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(content)
-                module.atomic_move(tmp, export)
-        if os.path.exists(export) and not module.check_mode:
-            out["changed"] = _set_attributes(module, export, _file_mode(module), out["changed"])
-        out["export_path"] = export
-        if module._diff:
-            out["diff"] = {"before": {"path": export, "lines": old.count(b"\n") if old is not None else 0},
-                           "after": {"path": export, "lines": content.count(b"\n")}}
-    module.exit_json(**out)
 
 
 def main():
@@ -381,32 +342,16 @@ def main():
         details=dict(type="dict", default={}),
         timestamp=dict(type="str"),
     )
-    filter_spec = dict(
-        since=dict(type="str"),
-        until=dict(type="str"),
-        event_type=dict(type="str"),
-        actor=dict(type="str"),
-        resource=dict(type="str"),
-        action=dict(type="str"),
-        entry_id=dict(type="str"),
-        limit=dict(type="int"),
+    argument_spec = query_argument_spec()
+    argument_spec.update(verify_argument_spec())
+    argument_spec.update(
+        state=dict(type="str", choices=["present", "verified", "query"], default="present"),
+        entries=dict(type="list", elements="dict", options=entry_spec),
+        hash_fields=dict(type="list", elements="str", default=[], no_log=False),
+        key_path=dict(type="path", no_log=False),
     )
     module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            state=dict(type="str", choices=["present", "verified", "query"], default="present"),
-            entries=dict(type="list", elements="dict", options=entry_spec),
-            hash_fields=dict(type="list", elements="str", default=[], no_log=False),
-            key_path=dict(type="path", no_log=False),
-            expected_head=dict(type="str"),
-            fail_on_invalid=dict(type="bool", default=False),
-            filters=dict(type="dict", default={}, options=filter_spec),
-            export_path=dict(type="path"),
-            mode=dict(type="raw", default="0640"),
-            owner=dict(type="str"),
-            group=dict(type="str"),
-            busy_timeout=dict(type="float", default=30.0),
-        ),
+        argument_spec=argument_spec,
         required_if=[("state", "present", ["entries"])],
         supports_check_mode=True,
     )
@@ -418,7 +363,9 @@ def main():
         elif state == "verified":
             run_verified(module, log)
         else:
-            run_query(module, log)
+            module.deprecate("audit_log state=query is deprecated: read the log with runlocalai.mlops.audit_log_info "
+                             "(same options, without state)", version="2.0.0", collection_name="runlocalai.mlops")
+            module.exit_json(**query_result(module, log))
     except AuditError as exc:
         module.fail_json(msg=str(exc))
     except (OSError, IOError) as exc:

@@ -121,3 +121,21 @@ def test_bad_inputs(run_module, tmp_path):
     assert result["msg"] == "expected_head: 'abc' is not a SHA-256 hex digest (64 hex digits)"
     result = run_module(audit_log, {"path": path, "state": "query", "filters": {"since": "last week"}})
     assert result["msg"].startswith("filters.since: 'last week' is not an ISO 8601 time")
+
+
+def test_state_query_still_works_and_is_deprecated(run_module, tmp_path, monkeypatch):
+    from ansible.module_utils import basic
+
+    deprecations = []
+    monkeypatch.setattr(basic.AnsibleModule, "deprecate", lambda self, msg, version=None, date=None, collection_name=None, **kw:
+                        deprecations.append({"msg": msg, "version": version, "collection_name": collection_name}))
+    path = str(tmp_path / "audit.db")
+    run_module(audit_log, {"path": path, "entries": [entry(1), entry(2)]})
+    assert deprecations == []
+    result = run_module(audit_log, {"path": path, "state": "query", "filters": {"entry_id": "d2"}})
+    assert result["failed"] is False and result["count"] == 1 and result["entries"][0]["entry_id"] == "d2"
+    assert len(deprecations) == 1
+    assert "runlocalai.mlops.audit_log_info" in deprecations[0]["msg"]
+    assert deprecations[0]["version"] == "2.0.0" and deprecations[0]["collection_name"] == "runlocalai.mlops"
+    run_module(audit_log, {"path": path, "state": "verified"})
+    assert len(deprecations) == 1
