@@ -22,12 +22,12 @@ DEFAULTS = {
     "run_id": None,
     "listen_address": "127.0.0.1",
     "port": 8080,
-    "threads": 4,
+    "threads": 2,
     "max_body_bytes": 1048576,
     "max_instances": 1000,
     "sample_rate": 0.1,
     "window_max_bytes": 67108864,
-    "window_file_max_bytes": 8388608,
+    "window_file_max_bytes": None,  # an eighth of window_max_bytes, at least 1 MiB
     "window_max_age_hours": 168,
     "audit_max_bytes": 16777216,
     "audit_backup_count": 5,
@@ -66,6 +66,8 @@ def make_config(raw, source="config"):
     config["version"] = str(config["version"])
     if not NAME_RE.match(config["name"]):
         raise ConfigError("%s: name %r: use letters, digits, '_', '.', '-' (it names files and units)" % (source, config["name"]))
+    if config["window_file_max_bytes"] is None and isinstance(config["window_max_bytes"], int):
+        config["window_file_max_bytes"] = max(config["window_max_bytes"] // 8, 1048576)
     for key in ("port", "threads", "max_body_bytes", "max_instances", "window_max_bytes", "window_file_max_bytes",
                 "audit_max_bytes", "audit_backup_count", "feedback_window", "feedback_memory", "cache_keep",
                 "window_max_age_hours", "load_retry_max_seconds"):
