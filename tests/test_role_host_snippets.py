@@ -1,70 +1,47 @@
-"""The Python the roles run on a host, run here as the roles run it: the runtime role's pin check
-(pip runs only when it fails), the model_server role's reader of its installed code (files copied
-only where it differs), both `python3 -c` snippets kept in the roles' vars, and the mlflow_server
-role's user administration (`mlflow_admin.py users`, whose no-change answer skips MLflow)."""
+"""What the roles ask on a host, run here: the runtime role's pin check (module python_venv_info:
+pip runs only when it fails) and the mlflow_server role's user administration (`mlflow_admin.py
+users`, whose no-change answer skips MLflow)."""
 
-import grp
-import hashlib
 import importlib.util
 import json
 import os
-import pwd
 import subprocess
 import sys
 from importlib.metadata import version
 from pathlib import Path
 
-import yaml
+from ansible_collections.runlocalai.mlops.plugins.module_utils.host import venv
 
 ROLES = Path(__file__).resolve().parents[1] / "ansible_collections" / "runlocalai" / "mlops" / "roles"
 
 
-def snippet(role, name):
-    return yaml.safe_load((ROLES / role / "vars" / "main.yml").read_text())[name]
+VENV = os.path.dirname(os.path.dirname(sys.executable))
 
 
-def run(code, *args):
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
-
-
-PINS = snippet("runtime", "__runtime_venv_pins_check")
+def pinned(*requirements):
+    """What the runtime role asks (module python_venv_info) before it runs pip: every requirement
+    NAME==VERSION and installed at that version in the virtualenv."""
+    return venv.venv_info(VENV, list(requirements))["pinned"]
 
 
 def test_pin_check_passes_when_every_pin_is_installed():
-    assert run(PINS, "pytest==" + version("pytest"), "PyYAML==" + version("PyYAML")).returncode == 0
+    assert pinned("pytest==" + version("pytest"), "PyYAML==" + version("PyYAML"))
 
 
 def test_pin_check_accepts_extras_and_normalised_names():
-    assert run(PINS, "pytest[testing]==" + version("pytest"), "pyyaml==" + version("PyYAML")).returncode == 0
+    assert pinned("pytest[testing]==" + version("pytest"), "pyyaml==" + version("PyYAML"))
 
 
 def test_pin_check_fails_on_another_version_or_a_missing_distribution():
-    assert run(PINS, "pytest==0.0.1").returncode == 1
-    assert run(PINS, "pytest==" + version("pytest"), "surely-not-installed-dist==1.0").returncode == 1
+    assert not pinned("pytest==0.0.1")
+    assert not pinned("pytest==" + version("pytest"), "surely-not-installed-dist==1.0")
 
 
 def test_pin_check_leaves_anything_but_exact_pins_to_pip():
     current = version("pytest")
     for requirement in ("pytest", "pytest>=1", "pytest==%s,<99" % current, "pytest===" + current,
                         "pytest==%s ; python_version > '3'" % current, "pytest @ file:///tmp/x.whl"):
-        assert run(PINS, requirement).returncode == 1, requirement
-
-
-READER = snippet("model_server", "__model_server_code_reader")
-
-
-def test_code_reader_prints_checksum_mode_and_owner_of_the_files_that_exist(tmp_path):
-    (tmp_path / "a.py").write_bytes(b"print('a')\n")
-    (tmp_path / "b.py").write_bytes(b"")
-    os.chmod(tmp_path / "a.py", 0o644)
-    os.chmod(tmp_path / "b.py", 0o600)
-    done = run(READER, str(tmp_path), "a.py", "b.py", "missing.py")
-    assert done.returncode == 0, done.stderr
-    user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
-    assert json.loads(done.stdout) == {
-        "a.py": "%s 644 %s %s" % (hashlib.sha1(b"print('a')\n").hexdigest(), user, group),
-        "b.py": "%s 600 %s %s" % (hashlib.sha1(b"").hexdigest(), user, group),
-    }
+        assert not pinned(requirement), requirement
 
 
 ADMIN = ROLES / "mlflow_server" / "files" / "mlflow_admin.py"

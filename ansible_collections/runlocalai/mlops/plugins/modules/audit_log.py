@@ -32,6 +32,8 @@ attributes:
   diff_mode:
     description: Shows the head hash and entry count before and after, and the appended entry ids.
     support: full
+extends_documentation_fragment:
+  - runlocalai.mlops.audit_log_filters
 options:
   path:
     description: Path of the SQLite audit log. Created on the first append (its directory must exist).
@@ -102,35 +104,6 @@ options:
     description: With O(state=verified), fail the task when the chain is not valid.
     type: bool
     default: false
-  filters:
-    description: With O(state=query), entry filters. Text filters match exactly, or as a glob when they contain C(*), C(?) or C([).
-    type: dict
-    default: {}
-    suboptions:
-      since:
-        description: Earliest timestamp (ISO 8601, inclusive).
-        type: str
-      until:
-        description: Latest timestamp (ISO 8601, inclusive).
-        type: str
-      event_type:
-        description: Event type.
-        type: str
-      actor:
-        description: Actor.
-        type: str
-      resource:
-        description: Resource.
-        type: str
-      action:
-        description: Action.
-        type: str
-      entry_id:
-        description: Entry id.
-        type: str
-      limit:
-        description: At most this many entries (oldest first).
-        type: int
   export_path:
     description: With O(state=query), write the matching entries to this file as JSON lines (atomically; unchanged content is not rewritten).
     type: path

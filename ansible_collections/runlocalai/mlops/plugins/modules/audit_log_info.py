@@ -30,40 +30,13 @@ attributes:
   diff_mode:
     description: With O(export_path), shows the file's number of lines before and after.
     support: full
+extends_documentation_fragment:
+  - runlocalai.mlops.audit_log_filters
 options:
   path:
     description: Path of the SQLite audit log. It must exist.
     type: path
     required: true
-  filters:
-    description: Entry filters. Text filters match exactly, or as a glob when they contain C(*), C(?) or C([).
-    type: dict
-    default: {}
-    suboptions:
-      since:
-        description: Earliest timestamp (ISO 8601, inclusive).
-        type: str
-      until:
-        description: Latest timestamp (ISO 8601, inclusive).
-        type: str
-      event_type:
-        description: Event type.
-        type: str
-      actor:
-        description: Actor.
-        type: str
-      resource:
-        description: Resource.
-        type: str
-      action:
-        description: Action.
-        type: str
-      entry_id:
-        description: Entry id.
-        type: str
-      limit:
-        description: At most this many entries (oldest first).
-        type: int
   export_path:
     description: Write the matching entries to this file as JSON lines (atomically; unchanged content is not rewritten).
     type: path

@@ -186,7 +186,7 @@ import sys
 
 
 def probe(names):
-    out = {"version": platform.python_version().rstrip("+"), "executable": sys.executable, "packages": {}}
+    out = {"version": platform.python_version().rstrip("+"), "build": sys.version, "executable": sys.executable, "packages": {}}
     try:
         from importlib import metadata
     except ImportError:
@@ -218,10 +218,14 @@ if __name__ == "__main__":
 
 
 def _same_file(one, two):
+    """The same interpreter, seeing the same packages. A virtualenv's bin/python is a link to its
+    base interpreter, the same file, but reads its own site-packages (pyvenv.cfg beside bin/):
+    only a link in the same directory is the same interpreter."""
     try:
-        return os.path.samefile(one, two)
+        same = os.path.samefile(one, two)
     except OSError:
         return False
+    return same and os.path.dirname(os.path.abspath(one)) == os.path.dirname(os.path.abspath(two))
 
 
 def resolve_python(python, env):
