@@ -79,16 +79,11 @@ seealso:
 """
 
 EXAMPLES = r"""
-# What the runlocalai.mlops.preflight role does: the filter gathers each host's settings (the roles'
-# defaults where a host sets none), which secrets are set (never their values) and its clock reading.
-- name: Gather the settings of every host
+# What the runlocalai.mlops.preflight role does: the filter runlocalai.mlops.preflight_host_data gathers
+# each host's settings (see its EXAMPLES), the module checks them all at once on the controller.
+- name: Gather the settings of every host (the roles' defaults where a host sets none)
   ansible.builtin.set_fact:
     preflight_data: "{{ hostvars | runlocalai.mlops.preflight_host_data(groups['all'], role_defaults) }}"
-  vars:
-    role_defaults: >-
-      {{ (lookup('ansible.builtin.file', 'roles/mlflow_server/defaults/main.yml') | from_yaml)
-         | combine(lookup('ansible.builtin.file', 'roles/monitoring/defaults/main.yml') | from_yaml)
-         | combine(lookup('ansible.builtin.file', 'roles/model_server/defaults/main.yml') | from_yaml) }}
   run_once: true
   no_log: true
 

@@ -34,7 +34,7 @@ import hashlib
 import json
 import re
 
-from .registry import API, HAS_REQUESTS, RegistryError, alias_dict, requests, tag_dict
+from .registry import API, HAS_REQUESTS, RegistryError, alias_dict, check_connection, requests, tag_dict
 
 STATES = ("found", "missing", "unauthenticated", "forbidden", "unreachable", "error")
 
@@ -299,13 +299,7 @@ class RegistryReader:
                  validate_certs=True, ca_path=None, timeout=30):
         if not tracking_uri:
             raise RegistryError("tracking_uri: required (or set MLFLOW_TRACKING_URI)")
-        if not re.match(r"^https?://", tracking_uri):
-            raise RegistryError("tracking_uri: %r is not an http(s) URL of an MLflow tracking server" % (tracking_uri,))
-        if token and (username or password):
-            raise RegistryError("token: give either token or username/password, not both")
-        if bool(username) != bool(password):
-            raise RegistryError("username and password: give both or neither")
-        self.base = tracking_uri.rstrip("/")
+        self.base = check_connection(tracking_uri, username, password, token)
         self.username = username or None
         self.token = token or None
         self.transport = transport or requests_transport(validate_certs=validate_certs, ca_path=ca_path, timeout=timeout)

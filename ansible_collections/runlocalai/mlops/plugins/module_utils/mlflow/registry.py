@@ -80,17 +80,22 @@ def client_from_params(params):
                           validate_certs=params["validate_certs"], ca_path=params["ca_path"], timeout=params["timeout"])
 
 
+def check_connection(tracking_uri, username=None, password=None, token=None):
+    """The tracking server's base URL, after checking the connection settings (RegistryError names the bad one)."""
+    if not tracking_uri or not re.match(r"^https?://", tracking_uri):
+        raise RegistryError("tracking_uri: %r is not an http(s) URL of an MLflow tracking server" % (tracking_uri,))
+    if token and (username or password):
+        raise RegistryError("token: give either token or username/password, not both")
+    if bool(username) != bool(password):
+        raise RegistryError("username and password: give both or neither")
+    return tracking_uri.rstrip("/")
+
+
 class RegistryClient:
     def __init__(self, tracking_uri, username=None, password=None, token=None, validate_certs=True, ca_path=None, timeout=30):
         if not HAS_REQUESTS:
             raise RegistryError("the Python library requests is required")
-        if not tracking_uri or not re.match(r"^https?://", tracking_uri):
-            raise RegistryError("tracking_uri: %r is not an http(s) URL of an MLflow tracking server" % (tracking_uri,))
-        if token and (username or password):
-            raise RegistryError("token: give either token or username/password, not both")
-        if bool(username) != bool(password):
-            raise RegistryError("username and password: give both or neither")
-        self.base = tracking_uri.rstrip("/")
+        self.base = check_connection(tracking_uri, username, password, token)
         self.session = requests.Session()
         if token:
             self.session.headers["Authorization"] = "Bearer %s" % token
