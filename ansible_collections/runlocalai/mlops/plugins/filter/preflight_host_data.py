@@ -71,21 +71,14 @@ _value:
       clock: {before: 1714564800.1, host: "2024-05-01T12:00:00.250000Z", after: 1714564800.3}
 """
 
-from jinja2 import Undefined
-from jinja2.exceptions import UndefinedError
+from ansible.errors import AnsibleFilterError
 
-from ansible.errors import AnsibleFilterError, AnsibleTemplateError
-
+from ansible_collections.runlocalai.mlops.plugins.plugin_utils.hostvars import NOT_RENDERED, UNDEFINED
 from ansible_collections.runlocalai.mlops.plugins.module_utils.stack.preflight import PreflightError, host_data
-
-# What "cannot be rendered" looks like when a hostvars value is read: a template error raised on
-# access, or an undefined value (a marker) returned in its place. Any other error stays an error.
-NOT_RENDERED = (AnsibleTemplateError, UndefinedError)
-
 
 def preflight_host_data(hostvars, hosts, role_defaults):
     try:
-        return host_data(hostvars, hosts, role_defaults, errors=NOT_RENDERED, undefined=(Undefined,))
+        return host_data(hostvars, hosts, role_defaults, errors=NOT_RENDERED, undefined=UNDEFINED)
     except PreflightError as exc:
         raise AnsibleFilterError("preflight_host_data: %s" % exc)
 

@@ -59,21 +59,17 @@ _value:
   sample: [serving2]
 """
 
-from jinja2 import Undefined
-from jinja2.exceptions import UndefinedError
+from ansible.errors import AnsibleFilterError
 
-from ansible.errors import AnsibleFilterError, AnsibleTemplateError
-
+from ansible_collections.runlocalai.mlops.plugins.plugin_utils.hostvars import NOT_RENDERED, UNDEFINED
 from ansible_collections.runlocalai.mlops.plugins.module_utils.monitoring.prometheus import (
     PrometheusConfigError, hostvars_without_facts)
-
-NOT_RENDERED = (AnsibleTemplateError, UndefinedError)
 
 
 def prometheus_hosts_without_facts(hostvars, node_targets, serving_hosts, mlflow_hosts):
     try:
         return hostvars_without_facts(hostvars, node_targets, serving_hosts, mlflow_hosts,
-                                      errors=NOT_RENDERED, undefined=(Undefined,))
+                                      errors=NOT_RENDERED, undefined=UNDEFINED)
     except PrometheusConfigError as exc:
         raise AnsibleFilterError("prometheus_hosts_without_facts: %s" % exc)
 

@@ -183,22 +183,15 @@ _value:
         static_configs: [{targets: ["10.0.0.7:8080"], labels: {instance: serving1, model_service: iris}}]
 """
 
-from jinja2 import Undefined
-from jinja2.exceptions import UndefinedError
+from ansible.errors import AnsibleFilterError
 
-from ansible.errors import AnsibleFilterError, AnsibleTemplateError
-
+from ansible_collections.runlocalai.mlops.plugins.plugin_utils.hostvars import NOT_RENDERED, UNDEFINED
 from ansible_collections.runlocalai.mlops.plugins.module_utils.monitoring.prometheus import (
     PrometheusConfigError, hostvars_scrape_config)
 
-# What "cannot be rendered" looks like when a hostvars value is read: a template error raised on
-# access, or an undefined value (a marker) returned in its place. Any other error stays an error.
-NOT_RENDERED = (AnsibleTemplateError, UndefinedError)
-
-
 def prometheus_scrape_config(hostvars, this_host, **settings):
     try:
-        return hostvars_scrape_config(hostvars, this_host, settings, errors=NOT_RENDERED, undefined=(Undefined,))
+        return hostvars_scrape_config(hostvars, this_host, settings, errors=NOT_RENDERED, undefined=UNDEFINED)
     except PrometheusConfigError as exc:
         raise AnsibleFilterError("prometheus_scrape_config: %s" % exc)
 

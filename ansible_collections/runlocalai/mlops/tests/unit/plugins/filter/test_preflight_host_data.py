@@ -7,42 +7,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from collections.abc import Mapping
-
 import pytest
-from ansible.errors import AnsibleFilterError, AnsibleUndefinedVariable
+from ansible.errors import AnsibleFilterError
 from jinja2 import StrictUndefined
 
+from ansible_collections.runlocalai.mlops.tests.unit.plugins.hostvars_standin import HostVars, undefined_variable, broken
 from ansible_collections.runlocalai.mlops.plugins.filter import preflight_host_data as plugin
 from ansible_collections.runlocalai.mlops.plugins.module_utils.stack.preflight import UNKNOWN
-
-
-class HostVars(Mapping):
-    """One host's variables, rendered on access; a callable value stands for a template."""
-
-    def __init__(self, data):
-        self.data = data
-
-    def __getitem__(self, key):
-        value = self.data[key]
-        return value() if callable(value) else value
-
-    def __contains__(self, key):
-        return key in self.data
-
-    def __iter__(self):
-        return iter(self.data)
-
-    def __len__(self):
-        return len(self.data)
-
-
-def undefined_variable():
-    raise AnsibleUndefinedVariable("'ansible_facts' is undefined")
-
-
-def broken():
-    raise ZeroDivisionError("a bug, not an undefined variable")
 
 
 def test_the_filter_is_registered():

@@ -8,39 +8,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from collections.abc import Mapping
-
 import pytest
-from ansible.errors import AnsibleFilterError, AnsibleUndefinedVariable
+from ansible.errors import AnsibleFilterError
 from ansible.plugins.filter.core import to_nice_yaml
 from jinja2 import StrictUndefined
 
+from ansible_collections.runlocalai.mlops.tests.unit.plugins.hostvars_standin import HostVars, undefined_variable
 from ansible_collections.runlocalai.mlops.plugins.filter import prometheus_hosts_without_facts as without_facts_plugin
 from ansible_collections.runlocalai.mlops.plugins.filter import prometheus_scrape_config as plugin
-
-
-class HostVars(Mapping):
-    """One host's variables, rendered on access; a callable value stands for a template."""
-
-    def __init__(self, data):
-        self.data = data
-
-    def __getitem__(self, key):
-        value = self.data[key]
-        return value() if callable(value) else value
-
-    def __contains__(self, key):
-        return key in self.data
-
-    def __iter__(self):
-        return iter(self.data)
-
-    def __len__(self):
-        return len(self.data)
-
-
-def undefined_variable():
-    raise AnsibleUndefinedVariable("'ansible_facts' is undefined")
 
 
 FROM_FACTS = "{{ ansible_facts['default_ipv4']['address'] }}"
