@@ -36,8 +36,9 @@ def test_the_old_names_still_work_and_warn(deprecations):
     assert settings["threads"] == 3 and "workers" not in settings
     settings = plugin.model_server_entry({"name": "fraud", "port": 8081}, {"threads": 2}, {"model_server_workers": 5})
     assert settings["threads"] == 5
-    assert [m for m, _k in deprecations] == ["model_server_models entry churn: the key workers is deprecated: name it threads",
-                                            "model_server_workers is deprecated: name it model_server_threads"]
+    assert [m for m, _k in deprecations] == [
+        "model_server_models entry churn: the key workers is deprecated: name it threads",
+        "model_server_workers is deprecated: name it model_server_threads"]
     assert all(k == {"version": "2.0.0", "collection_name": "runlocalai.mlops"} for _m, k in deprecations)
 
 
