@@ -76,6 +76,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.runlocalai.mlops.plugins.plugin_utils.hostvars import NOT_RENDERED, UNDEFINED
 from ansible_collections.runlocalai.mlops.plugins.module_utils.stack.preflight import PreflightError, host_data
 
+
 def preflight_host_data(hostvars, hosts, role_defaults):
     try:
         return host_data(hostvars, hosts, role_defaults, errors=NOT_RENDERED, undefined=UNDEFINED)

@@ -189,6 +189,7 @@ from ansible_collections.runlocalai.mlops.plugins.plugin_utils.hostvars import N
 from ansible_collections.runlocalai.mlops.plugins.module_utils.monitoring.prometheus import (
     PrometheusConfigError, hostvars_scrape_config)
 
+
 def prometheus_scrape_config(hostvars, this_host, **settings):
     try:
         return hostvars_scrape_config(hostvars, this_host, settings, errors=NOT_RENDERED, undefined=UNDEFINED)
