@@ -1,8 +1,13 @@
 """Serving benchmark: the collection's model server against `mlflow models serve`, same model, same host,
 same load generator, same run (issue 8). See README.md next to this file.
 
-    .venv/bin/python benchmarks/serving/run.py [--workers 1 2] [--connections 8] [--duration 15]
-                                               [--warmup 3] [--rounds 2] [--output PATH]
+    .venv/bin/python benchmarks/serving/run.py [--models bc cat] [--rows 1 100] [--workers 1 2] [--connections 8]
+                                               [--duration 15] [--warmup 3] [--rounds 2] [--output PATH]
+                                               [--before-module-utils DIR]
+
+Models: bc (all-double pipeline, the scikit-learn fast path) and cat (a ColumnTransformer with a one-hot
+encoded string column, outside it), each measured with --rows rows per request, plus raw in-process
+predict_proba + predict on one row as the reference.
 
 1. trains the breast-cancer StandardScaler + LogisticRegression pipeline (the demo's v1, as
    playbooks/files/demo/register_models.py makes it) and registers it as version 1 of `bench-bc` in a local MLflow (sqlite
@@ -42,8 +47,7 @@ sys.path.insert(0, REPO)
 
 import loadgen  # noqa: E402
 
-MODEL_NAME = "bench-bc"
-
+MODEL_NAMES = {"bc": "bench-bc", "cat": "bench-cat"}
 
 def log(text):
     sys.stderr.write("[%s] %s\n" % (datetime.datetime.now().strftime("%H:%M:%S"), text))
@@ -66,34 +70,113 @@ def loadavg():
 # the model
 # ---------------------------------------------------------------------------------------------------
 
-def train_and_register(workdir):
-    """Train and register the molecule demo model; returns (tracking_uri, model_uri, feature frame)."""
+def _tracking(workdir):
     import mlflow
-    import mlflow.sklearn
-    import sklearn
-    from mlflow.models import infer_signature
-    from sklearn.datasets import load_breast_cancer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     tracking_uri = "sqlite:///%s/mlflow.db" % workdir
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
         os.environ.pop(name, None)
     mlflow.set_tracking_uri(tracking_uri)
+    experiment = mlflow.get_experiment_by_name("serving-bench")
+    if experiment is not None:
+        return tracking_uri, experiment.experiment_id
+    return tracking_uri, mlflow.create_experiment("serving-bench", artifact_location="file://%s/artifacts" % workdir)
+
+
+def _features():
+    from sklearn.datasets import load_breast_cancer
+
     data = load_breast_cancer(as_frame=True)
     features = data.data.copy()
     features.columns = [c.replace(" ", "_") for c in features.columns]
+    return features, data.target
+
+
+def size_class(radius):
+    return "small" if radius < 12.0 else ("medium" if radius < 15.0 else ("large" if radius < 18.0 else "very_large"))
+
+
+def build_model(kind):
+    """(fitted pipeline, feature frame of all 569 rows, training frame, training target) of a benchmark model.
+
+    bc:  the demo's StandardScaler + LogisticRegression on the 30 double columns (the server's
+         scikit-learn fast path applies);
+    cat: outside the fast path: the 10 `mean_*` double columns plus a categorical string column
+         `size_class` (mean radius binned into small/medium/large/very_large), a ColumnTransformer
+         (StandardScaler on the numbers, OneHotEncoder on the string) + LogisticRegression."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    features, target = _features()
+    if kind == "cat":
+        from sklearn.compose import ColumnTransformer
+        from sklearn.preprocessing import OneHotEncoder
+
+        numeric = [c for c in features.columns if c.startswith("mean_")]
+        features = features[numeric].copy()
+        features["size_class"] = [size_class(r) for r in features["mean_radius"]]
+        pre = ColumnTransformer([("num", StandardScaler(), numeric),
+                                 ("cat", OneHotEncoder(handle_unknown="ignore"), ["size_class"])])
+        pipe = make_pipeline(pre, LogisticRegression(C=1.0, max_iter=1000))
+    else:
+        pipe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
     train = features.iloc[::2]
-    target = data.target.iloc[::2]
-    pipe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000)).fit(train, target)
-    experiment = mlflow.create_experiment("serving-bench", artifact_location="file://%s/artifacts" % workdir)
+    pipe.fit(train, target.iloc[::2])
+    return pipe, features, train
+
+
+def train_and_register(workdir, kind="bc"):
+    """Train and register a benchmark model; returns (tracking_uri, model_uri, feature frame, pipeline)."""
+    import mlflow
+    import mlflow.sklearn
+    import sklearn
+    from mlflow.models import infer_signature
+
+    tracking_uri, experiment = _tracking(workdir)
+    pipe, features, train = build_model(kind)
     with mlflow.start_run(experiment_id=experiment):
-        info = mlflow.sklearn.log_model(pipe, name="model", registered_model_name=MODEL_NAME,
+        info = mlflow.sklearn.log_model(pipe, name="model", registered_model_name=MODEL_NAMES[kind],
                                         signature=infer_signature(train, pipe.predict(train)),
                                         pip_requirements=["scikit-learn==%s" % sklearn.__version__])
-    return tracking_uri, "models:/%s/%s" % (MODEL_NAME, info.registered_model_version), features
+    return tracking_uri, "models:/%s/%s" % (MODEL_NAMES[kind], info.registered_model_version), features, pipe
+
+
+def raw_predict_rate(pipe, features, seconds):
+    """The reference: in-process `predict_proba` + `predict` of the fitted pipeline on one row per call,
+    cycling through the rows, calls per second over `seconds` (one thread). A numpy row for an
+    all-double model; a one-row DataFrame otherwise (a ColumnTransformer selects columns by name)."""
+    if all(str(dtype) == "float64" for dtype in features.dtypes):
+        rows = [features.values[i:i + 1] for i in range(len(features))]
+        what = "numpy float64 array (1, %d)" % features.shape[1]
+    else:
+        rows = [features.iloc[i:i + 1] for i in range(len(features))]
+        what = "one-row pandas DataFrame (%d columns)" % features.shape[1]
+    import warnings
+    warnings.filterwarnings("ignore", message="X does not have valid feature names")
+    for row in rows[:50]:
+        pipe.predict_proba(row), pipe.predict(row)
+    calls = 0
+    cpu0 = time.process_time()
+    started = time.perf_counter()
+    deadline = started + seconds
+    while time.perf_counter() < deadline:
+        row = rows[calls % len(rows)]
+        pipe.predict_proba(row)
+        pipe.predict(row)
+        calls += 1
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu0
+    return {"calls_per_s": calls / elapsed, "calls": calls, "seconds": round(elapsed, 2), "cpu_share": round(cpu / elapsed, 2),
+            "cpu_ms_per_call": 1000.0 * cpu / calls, "input": what}
+
+
+def cpu_ms_per_request(item):
+    """The server's CPU per answered request (its CPU over warm-up + measurement, over the requests of
+    that span at the measured rate)."""
+    span = item["duration_s"] + item["warmup_s"]
+    return (1000.0 * item["server_cpu_s"] / (item["rps"] * span)) if item.get("server_cpu_s") is not None and item["rps"] else None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -177,13 +260,14 @@ def install_package(lib, module_utils):
 
 
 def start_ours(workdir, model_uri, workers, env, module_utils=MODULE_UTILS, name="ours"):
+    model_name = model_uri.split("/")[1]
     lib = os.path.join(workdir, "lib-" + name)
     if os.path.isdir(lib):
         shutil.rmtree(lib)
     entry_point = install_package(lib, module_utils)
     port = free_port()
-    state = os.path.join(workdir, "%s-w%d" % (name, workers))
-    config = {"name": MODEL_NAME, "version": model_uri.rsplit("/", 1)[1], "model_uri": model_uri, "alias": None,
+    state = os.path.join(workdir, "%s-%s-w%d" % (name, model_name, workers))
+    config = {"name": model_name, "version": model_uri.rsplit("/", 1)[1], "model_uri": model_uri, "alias": None,
               "state_dir": os.path.join(state, "state"), "log_dir": os.path.join(state, "log"),
               "listen_address": "127.0.0.1", "port": port, "threads": workers}
     config_path = os.path.join(state, "config.json")
@@ -195,12 +279,12 @@ def start_ours(workdir, model_uri, workers, env, module_utils=MODULE_UTILS, name
     return Server(name, argv, env, port, "/ready", workdir), config
 
 
-def start_mlflow(workdir, model_uri, workers, env):
+def start_mlflow(workdir, model_uri, workers, env, name="mlflow"):
     port = free_port()
     mlflow = os.path.join(os.path.dirname(sys.executable), "mlflow")
     argv = [mlflow, "models", "serve", "-m", model_uri, "--env-manager", "local", "--workers", str(workers),
             "--host", "127.0.0.1", "--port", str(port)]
-    return Server("mlflow", argv, env, port, "/health", workdir)
+    return Server(name, argv, env, port, "/health", workdir)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -208,16 +292,23 @@ def start_mlflow(workdir, model_uri, workers, env):
 # ---------------------------------------------------------------------------------------------------
 
 def row_records(features):
-    return [dict((k, float(v)) for k, v in row.items()) for row in features.to_dict(orient="records")]
+    return [dict((k, v if isinstance(v, str) else float(v)) for k, v in row.items()) for row in features.to_dict(orient="records")]
 
 
-def bodies(kind, records):
-    key = "records" if kind == "ours" else "dataframe_records"
-    return [json.dumps({key: [record]}).encode("utf-8") for record in records]
+def is_mlflow(kind):
+    return kind == "mlflow"
+
+
+def bodies(kind, records, rows=1):
+    """Request bodies of `rows` consecutive records each (cycling through the data set)."""
+    key = "dataframe_records" if is_mlflow(kind) else "records"
+    count = len(records) if rows == 1 else max(len(records) // rows, 50)
+    return [json.dumps({key: [records[(i * rows + j) % len(records)] for j in range(rows)]}).encode("utf-8")
+            for i in range(count)]
 
 
 def path_of(kind):
-    return "/v1/predict" if kind == "ours" else "/invocations"
+    return "/invocations" if is_mlflow(kind) else "/v1/predict"
 
 
 def post(port, path, body):
@@ -257,12 +348,12 @@ def check_predictions(servers, model_uri, features, records, sample):
         for row in rows:
             answer = post(server.port, path_of(kind), bodies(kind, [row])[0])
             single.extend(answer["predictions"])
-            if kind == "ours":
+            if not is_mlflow(kind):
                 probabilities.extend(answer["probabilities"])
-        key = "records" if kind == "ours" else "dataframe_records"
+        key = "dataframe_records" if is_mlflow(kind) else "records"
         batch = post(server.port, path_of(kind), json.dumps({key: rows}).encode("utf-8"))
         entry = {"one_row_per_request_equal": single == expected_single, "batch_equal": batch["predictions"] == expected_batch}
-        if kind == "ours":
+        if not is_mlflow(kind):
             entry["probabilities_max_abs_diff"] = float(np.max(np.abs(np.array(probabilities) - np.array(proba_single))))
             entry["batch_probabilities_max_abs_diff"] = float(np.max(np.abs(np.array(batch["probabilities"]) - proba_batch)))
         result[kind] = entry
@@ -337,31 +428,46 @@ def fmt(value, digits=1):
 
 
 def table(results):
-    lines = ["| workers | round | server | req/s | p50 ms | p90 ms | p99 ms | errors | server CPU | generator CPU | load 1m before, after |",
-             "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| model | rows/request | workers | round | server | req/s | rows/s | p50 ms | p99 ms | errors | server CPU | CPU ms/request | load 1m before, after |",
+             "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for item in results["runs"]:
-        lines.append("| %d | %d | %s | %s | %s | %s | %s | %d | %s | %s | %.2f, %.2f |" % (
-            item["workers"], item["round"], item["server"], fmt(item["rps"]), fmt(item["p50_ms"], 2), fmt(item["p90_ms"], 2),
-            fmt(item["p99_ms"], 2), item["errors"], fmt(item.get("server_cpu_share"), 2), fmt(item["generator_cpu_share"], 2),
+        cpu_ms = cpu_ms_per_request(item)
+        lines.append("| %s | %d | %d | %d | %s | %s | %s | %s | %s | %d | %s | %s | %.2f, %.2f |" % (
+            item["model"], item["rows"], item["workers"], item["round"], item["server"], fmt(item["rps"]), fmt(item["rps"] * item["rows"]),
+            fmt(item["p50_ms"], 2), fmt(item["p99_ms"], 2), item["errors"], fmt(item.get("server_cpu_share"), 2), fmt(cpu_ms, 2),
             item["load_before"], item["load_after"]))
     lines.append("")
-    lines.append("| workers | round | ours / mlflow req/s | ours p99 / mlflow p99 | target (>= 5x, <= 1/3) |")
-    lines.append("|---:|---:|---:|---:|---|")
+    lines.append("| model | rows/request | workers | round | ours / mlflow req/s | mlflow / ours CPU per request | ours p99 / mlflow p99 | ours / before req/s | before / mlflow req/s | ours (1 row) / raw predict, per CPU s (wall) | target (>= 5x req/s) |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for ratio in results["ratios"]:
-        lines.append("| %d | %d | %.1fx | %.3f | %s |" % (ratio["workers"], ratio["round"], ratio["rps_ratio"], ratio["p99_ratio"],
-                                                         "met" if ratio["met"] else "not met"))
+        lines.append("| %s | %d | %d | %d | %s | %s | %s | %s | %s | %s | %s |" % (
+            ratio["model"], ratio["rows"], ratio["workers"], ratio["round"],
+            "-" if ratio.get("rps_ratio") is None else "%.1fx" % ratio["rps_ratio"],
+            "-" if ratio.get("cpu_ratio") is None else "%.1fx" % ratio["cpu_ratio"],
+            "-" if ratio.get("p99_ratio") is None else "%.3f" % ratio["p99_ratio"],
+            "-" if ratio.get("vs_before") is None else "%.2f" % ratio["vs_before"],
+            "-" if ratio.get("before_ratio") is None else "%.1fx" % ratio["before_ratio"],
+            "-" if ratio.get("vs_raw") is None else "%.0f %% (%.0f %%)" % (100 * ratio["vs_raw"], 100 * ratio["vs_raw_wall"]),
+            "-" if ratio.get("met") is None else ("met" if ratio["met"] else "not met")))
     lines.append("")
+    for model, raw in sorted(results["raw"].items()):
+        lines.append("Raw predict (%s, in process, one thread, predict_proba + predict of a %s): %.0f calls/s (CPU %.2f, %.3f ms CPU per call)" % (
+            model, raw["input"], raw["calls_per_s"], raw["cpu_share"], raw["cpu_ms_per_call"]))
     lines.append("Generator capacity (%d connections, %.0f s): trivial server %.0f req/s (p99 %.2f ms, generator CPU %.2f)" % (
         results["args"]["connections"], results["args"]["duration"], results["generator"]["rps"], results["generator"]["p99_ms"],
         results["generator"]["generator_cpu_share"]))
     for item in results["health"]:
-        lines.append("- /health, workers %d, %s: %.0f req/s, p99 %.2f ms, generator CPU %.2f" % (
-            item["workers"], item["server"], item["rps"], item["p99_ms"], item["generator_cpu_share"]))
+        lines.append("- /health, %s, workers %d, %s: %.0f req/s, p99 %.2f ms, generator CPU %.2f" % (
+            item["model"], item["workers"], item["server"], item["rps"], item["p99_ms"], item["generator_cpu_share"]))
     return "\n".join(lines)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", default=["bc", "cat"], choices=sorted(MODEL_NAMES),
+                        help="bc: all-double StandardScaler + LogisticRegression (the fast path); cat: with a one-hot "
+                             "encoded string column (outside it); default both")
+    parser.add_argument("--rows", type=int, nargs="+", default=[1], help="rows per request (default 1), e.g. --rows 1 100")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
                         help="worker counts to compare (ours: threads; mlflow: --workers); default 1 2")
     parser.add_argument("--connections", type=int, default=8, help="concurrent keep-alive connections (default 8)")
@@ -369,9 +475,12 @@ def main(argv=None):
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds before each measurement (default 3)")
     parser.add_argument("--rounds", type=int, default=2, help="measurements per server and worker count, order alternating (default 2)")
     parser.add_argument("--sample", type=int, default=60, help="rows checked against the local pyfunc model (default 60)")
-    parser.add_argument("--servers", nargs="+", default=["ours", "mlflow"], choices=["ours", "mlflow"])
+    parser.add_argument("--servers", nargs="+", default=["ours", "mlflow"], choices=["ours", "before", "mlflow"],
+                        help="before: the server of --before-module-utils, measured in the same run")
     parser.add_argument("--module-utils", metavar="DIR", default=MODULE_UTILS,
                         help="serve with the plugins/module_utils of another checkout (e.g. an older commit in a git worktree, to compare)")
+    parser.add_argument("--before-module-utils", metavar="DIR",
+                        help="a second version of ours, served side by side as server 'before' (implies --servers ... before)")
     parser.add_argument("--output", default=os.path.join(REPO, ".cache", "bench-serving", "results.json"))
     parser.add_argument("--keep-latencies", action="store_true", help="store every latency in the JSON output")
     parser.add_argument("--wait-load", type=float, metavar="LOAD",
@@ -379,6 +488,10 @@ def main(argv=None):
     parser.add_argument("--wait-max", type=float, default=1800, help="give up waiting after this many seconds and run anyway (default 1800)")
     parser.add_argument("--workdir", help="keep the MLflow store, server logs and audit logs here (default: a temporary directory)")
     args = parser.parse_args(argv)
+    if args.before_module_utils and "before" not in args.servers:
+        args.servers.append("before")
+    if "before" in args.servers and not args.before_module_utils:
+        parser.error("--servers before needs --before-module-utils DIR")
 
     if args.wait_load:
         wait_for_quiet(args.wait_load, args.wait_max)
@@ -388,7 +501,7 @@ def main(argv=None):
     started = datetime.datetime.now(datetime.timezone.utc)
     results = {"started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "args": vars(args), "cpu_count": os.cpu_count(),
                "cpu_model": cpu_model(), "versions": versions(), "uptime_load_start": list(os.getloadavg()),
-               "runs": [], "ratios": [], "health": [], "checks": []}
+               "runs": [], "ratios": [], "health": [], "checks": [], "raw": {}}
     log("workdir %s, load average %s" % (workdir, " ".join("%.2f" % v for v in os.getloadavg())))
 
     # generator capacity against a trivial one-thread server
@@ -406,53 +519,70 @@ def main(argv=None):
         os.killpg(trivial.pid, signal.SIGTERM)
         trivial.wait(10)
 
-    log("training and registering the model")
-    tracking_uri, model_uri, features = train_and_register(workdir)
-    records = row_records(features)
-    # `mlflow models serve` runs `uvicorn` from PATH: the interpreter's bin directory first
-    env = dict(os.environ, MLFLOW_TRACKING_URI=tracking_uri,
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    for workers in args.workers:
-        servers = []
-        try:
-            if "ours" in args.servers:
-                ours, _config = start_ours(workdir, model_uri, workers, env, args.module_utils)
-                servers.append(ours)
-            if "mlflow" in args.servers:
-                servers.append(start_mlflow(workdir, model_uri, workers, env))
-            for server in servers:
-                server.wait_ready()
-                log("%s (workers %d) ready on port %d, %d processes" % (server.kind, workers, server.port, server.processes()))
-            check = check_predictions(servers, model_uri, features, records, args.sample)
-            check["workers"] = workers
-            results["checks"].append(check)
-            log("predictions equal to the local pyfunc model: %s" % check["all_equal"])
-            requests = {}
-            for server in servers:
-                requests[server.kind] = [loadgen.build_request("POST", "127.0.0.1", server.port, path_of(server.kind), b)
-                                         for b in bodies(server.kind, records)]
-                health = measure("/health %s w%d" % (server.kind, workers), server.port,
-                                 [loadgen.build_request("GET", "127.0.0.1", server.port, "/health")], args, server)
-                health.update(server=server.kind, workers=workers)
-                results["health"].append(health)
-            for round_no in range(1, args.rounds + 1):
-                order = servers if round_no % 2 else list(reversed(servers))
-                by_kind = {}
-                for server in order:
-                    item = measure("predict %s w%d r%d" % (server.kind, workers, round_no), server.port, requests[server.kind],
-                                   args, server)
-                    item.update(server=server.kind, workers=workers, round=round_no)
-                    results["runs"].append(item)
-                    by_kind[server.kind] = item
-                if "ours" in by_kind and "mlflow" in by_kind and by_kind["mlflow"]["rps"]:
-                    ours_item, theirs = by_kind["ours"], by_kind["mlflow"]
-                    ratio = {"workers": workers, "round": round_no, "rps_ratio": ours_item["rps"] / theirs["rps"],
-                             "p99_ratio": ours_item["p99_ms"] / theirs["p99_ms"]}
-                    ratio["met"] = ratio["rps_ratio"] >= 5 and ratio["p99_ratio"] <= 1 / 3.0 and not ours_item["errors"]
-                    results["ratios"].append(ratio)
-        finally:
-            for server in servers:
-                server.stop()
+    for model in args.models:
+        log("training and registering model %s" % MODEL_NAMES[model])
+        tracking_uri, model_uri, features, pipe = train_and_register(workdir, model)
+        records = row_records(features)
+        raw = raw_predict_rate(pipe, features, args.duration)
+        results["raw"][model] = raw
+        log("raw predict %s: %.0f calls/s" % (model, raw["calls_per_s"]))
+        # `mlflow models serve` runs `uvicorn` from PATH: the interpreter's bin directory first
+        env = dict(os.environ, MLFLOW_TRACKING_URI=tracking_uri,
+                   PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+        for workers in args.workers:
+            servers = []
+            try:
+                if "ours" in args.servers:
+                    servers.append(start_ours(workdir, model_uri, workers, env, args.module_utils)[0])
+                if "before" in args.servers:
+                    servers.append(start_ours(workdir, model_uri, workers, env, args.before_module_utils, name="before")[0])
+                if "mlflow" in args.servers:
+                    servers.append(start_mlflow(workdir, model_uri, workers, env))
+                for server in servers:
+                    server.wait_ready()
+                    log("%s (%s, workers %d) ready on port %d, %d processes" % (server.kind, model, workers, server.port, server.processes()))
+                check = check_predictions(servers, model_uri, features, records, args.sample)
+                check.update(workers=workers, model=model)
+                results["checks"].append(check)
+                log("predictions equal to the local pyfunc model: %s" % check["all_equal"])
+                for server in servers:
+                    health = measure("/health %s %s w%d" % (server.kind, model, workers), server.port,
+                                     [loadgen.build_request("GET", "127.0.0.1", server.port, "/health")], args, server)
+                    health.update(server=server.kind, workers=workers, model=model)
+                    results["health"].append(health)
+                for rows in args.rows:
+                    requests = {}
+                    for server in servers:
+                        requests[server.kind] = [loadgen.build_request("POST", "127.0.0.1", server.port, path_of(server.kind), b)
+                                                 for b in bodies(server.kind, records, rows)]
+                    for round_no in range(1, args.rounds + 1):
+                        order = servers if round_no % 2 else list(reversed(servers))
+                        by_kind = {}
+                        for server in order:
+                            item = measure("predict %s %s rows %d w%d r%d" % (server.kind, model, rows, workers, round_no), server.port,
+                                           requests[server.kind], args, server)
+                            item.update(server=server.kind, workers=workers, round=round_no, model=model, rows=rows)
+                            results["runs"].append(item)
+                            by_kind[server.kind] = item
+                        ratio = {"model": model, "rows": rows, "workers": workers, "round": round_no}
+                        ours_item, theirs, before = by_kind.get("ours"), by_kind.get("mlflow"), by_kind.get("before")
+                        if ours_item and theirs and theirs["rps"]:
+                            ratio.update(rps_ratio=ours_item["rps"] / theirs["rps"], p99_ratio=ours_item["p99_ms"] / theirs["p99_ms"])
+                            ratio["met"] = ratio["rps_ratio"] >= 5 and not ours_item["errors"]
+                        if before and theirs and theirs["rps"]:
+                            ratio["before_ratio"] = before["rps"] / theirs["rps"]
+                        if ours_item and before and before["rps"]:
+                            ratio["vs_before"] = ours_item["rps"] / before["rps"]
+                        if ours_item and rows == 1:
+                            # throughput per CPU second: raw predict's CPU per call over ours per request
+                            ratio["vs_raw"] = raw["cpu_ms_per_call"] / cpu_ms_per_request(ours_item)
+                            ratio["vs_raw_wall"] = ours_item["rps"] / raw["calls_per_s"]
+                        if ours_item and theirs:
+                            ratio["cpu_ratio"] = cpu_ms_per_request(theirs) / cpu_ms_per_request(ours_item)
+                        results["ratios"].append(ratio)
+            finally:
+                for server in servers:
+                    server.stop()
     results["uptime_load_end"] = list(os.getloadavg())
     results["finished_utc"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     text = table(results)

@@ -20,7 +20,7 @@ from .app import APP_NAME, ENDPOINTS, RUNTIMES, ModelServer  # noqa: F401
 from .config import DEFAULTS, ConfigError, load_config, make_config, read_token  # noqa: F401
 from .messages import ServingError, class_key, input_hash, parse_json_body, to_python, utc_now_text  # noqa: F401
 from .metrics import Metrics  # noqa: F401
-from .pyfunc import LoadedModel, PyfuncRuntime, SklearnFastPath, fetch_model, prune_cache  # noqa: F401
+from .pyfunc import LoadedModel, PyfuncRuntime, SklearnFastPath, SklearnFramePath, fetch_model, prune_cache  # noqa: F401
 from .records import FeedbackTracker, JsonlWindow, RequestLog  # noqa: F401
 from .runtime import Prediction, Runtime  # noqa: F401
 from .schema import InputSchema, build_frame, check_value, parse_instances, validate_records  # noqa: F401

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import re
+import threading
 import time
 
 from ..common.canonical import canonical_json
@@ -36,12 +37,21 @@ def utc_now_text(now=None):
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (moment.microsecond // 1000)
 
 
+# parse_json_body makes the canonical text of what it parsed anyway (to find numbers out of range); the
+# request's input_hash, on the same thread, takes it from here instead of encoding the body again.
+_PARSED = threading.local()
+
+
 def input_hash(body, parsed=None):
     """SHA-256 of the canonical input: the canonical JSON (sorted keys, compact, UTF-8) of the parsed
     body, or of the raw bytes when the body is not JSON. The same input in any key order or spacing
     gives the same hash."""
     if parsed is not None:
-        data = canonical_json(parsed).encode("utf-8")
+        if getattr(_PARSED, "value", None) is parsed:
+            data = _PARSED.canonical.encode("utf-8")
+            _PARSED.value = _PARSED.canonical = None
+        else:
+            data = canonical_json(parsed).encode("utf-8")
     else:
         data = body or b""
     return "sha256:" + hashlib.sha256(data).hexdigest()
@@ -59,20 +69,21 @@ def _finite_float(text):
     return value
 
 
-# A JSON number can only overflow to inf with a 3-digit positive exponent or a long run of digits
-# (below that, |value| < 10**299). A body without either is parsed with the C float parser; any body
-# that might hold one (a false positive inside a string only costs speed) gets _finite_float per number.
-_MAYBE_HUGE = re.compile(br"[eE]\+?0*[1-9][0-9][0-9]|[0-9]{200}")
-
-
 def parse_json_body(body):
     if not body:
         raise ServingError(400, "the request body is empty; send a JSON object")
+    _PARSED.value = _PARSED.canonical = None
     try:
         text = body.decode("utf-8")
-        if _MAYBE_HUGE.search(body) is None:
-            return json.loads(text, parse_constant=_reject_constant)
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        # numbers parsed by the C parser; a number out of range (1e999) parses to inf, which the
+        # canonical encoding refuses: then the body is parsed again number by number, for the message
+        parsed = json.loads(text, parse_constant=_reject_constant)
+        try:
+            canonical = canonical_json(parsed)
+        except (ValueError, TypeError, RecursionError):
+            return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        _PARSED.value, _PARSED.canonical = parsed, canonical
+        return parsed
     except (UnicodeDecodeError, ValueError) as exc:
         raise ServingError(400, "the request body is not valid JSON: %s" % exc)
 
@@ -80,6 +91,12 @@ def parse_json_body(body):
 def to_python(value):
     """numpy scalars and arrays -> plain Python (JSON-serialisable)."""
     if hasattr(value, "tolist"):
+        kind = getattr(getattr(value, "dtype", None), "kind", None)
+        if kind in ("b", "i", "u", "f") and getattr(value, "ndim", 0) > 0:
+            # a numeric array: .tolist() gives plain numbers; only NaN/inf floats need replacing
+            import numpy  # pylint: disable=import-outside-toplevel
+            if kind != "f" or numpy.isfinite(value).all():
+                return value.tolist()
         value = value.tolist()
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return None

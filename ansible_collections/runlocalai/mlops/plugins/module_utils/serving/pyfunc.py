@@ -118,14 +118,22 @@ class LoadedModel:
             self.fast = SklearnFastPath.build(self, impl, raw)
         except Exception:  # pylint: disable=broad-except
             self.fast = None  # any doubt: the pyfunc path
+        self.frame_path = None  # the all-double fast path (self.fast) first; otherwise this one
+        if self.fast is None:
+            try:
+                self.frame_path = SklearnFramePath.build(self, impl, raw)
+            except Exception:  # pylint: disable=broad-except
+                self.frame_path = None
 
     def predict_columns(self, names, columns):
-        """Predict validated columns (validate_records' output): the fast path when the model has one,
-        otherwise a DataFrame through the pyfunc model. Same results either way."""
-        if self.fast is not None:
-            result = self.fast.predict(names, columns)
-            if result is not None:
-                return result
+        """Predict validated columns (validate_records' output): the fast path (all-double columns) or the
+        frame path (other scikit-learn models) when the model has one, otherwise a DataFrame through
+        the pyfunc model. Same results either way."""
+        for path in (self.fast, self.frame_path):
+            if path is not None:
+                result = path.predict(names, columns)
+                if result is not None:
+                    return result
         return self.predict(build_frame(names, columns, self.schema))
 
     def predict(self, frame):
@@ -167,9 +175,11 @@ class SklearnFastPath:
         self.final = final
         self.classifier = classifier
 
-    @classmethod
-    def build(cls, loaded, impl, raw):
-        """The fast path for a LoadedModel, or None when it does not apply or its results differ."""
+    @staticmethod
+    def applies(loaded, impl, raw):
+        """(transforms, final step) when the model is an MLflow scikit-learn model served by pyfunc
+        `predict` (no params, no type-hint signature) with a column schema, either a scikit-learn
+        Pipeline of transforms and a final estimator, or one estimator; None otherwise."""
         pyfunc = loaded.pyfunc
         schema = loaded.schema
         if raw is None or impl is None or schema is None or getattr(impl, "sklearn_model", None) is not raw:
@@ -185,9 +195,8 @@ class SklearnFastPath:
                 return None
         except AttributeError:
             return None
-        if not schema.columns or any(kind != "double" or not required for _name, kind, required in schema.columns):
+        if not schema.columns:
             return None
-        names = [c[0] for c in schema.columns]
         steps = getattr(raw, "steps", None)
         if steps is not None:
             if type(raw).__name__ != "Pipeline" or not type(raw).__module__.startswith("sklearn."):
@@ -198,6 +207,19 @@ class SklearnFastPath:
                 return None
         else:
             transforms, final = [], raw
+        if loaded.classifier is not None and not hasattr(final, "predict_proba"):
+            return None
+        return transforms, final
+
+    @classmethod
+    def build(cls, loaded, impl, raw):
+        """The fast path for a LoadedModel, or None when it does not apply or its results differ."""
+        found = cls.applies(loaded, impl, raw)
+        schema = loaded.schema
+        if found is None or any(kind != "double" or not required for _name, kind, required in schema.columns):
+            return None
+        names = [c[0] for c in schema.columns]
+        transforms, final = found
         first = transforms[0] if transforms else final
         fitted = getattr(first, "feature_names_in_", None)
         if fitted is not None and [str(n) for n in fitted] != names:
@@ -244,6 +266,176 @@ class SklearnFastPath:
             predictions = to_python(self.final.predict(data))
             probabilities = to_python(self.final.predict_proba(data)) if self.classifier is not None else None
         return predictions, probabilities
+
+
+class SklearnFramePath:
+    """The pyfunc model's own prediction with half the work, for MLflow scikit-learn models outside
+    SklearnFastPath (any column types, e.g. a string column one-hot encoded by a ColumnTransformer).
+
+    LoadedModel.predict runs pyfunc `predict(frame)` (MLflow's schema enforcement, then the Pipeline's
+    transforms and the final step's `predict`) and `predict_proba(frame)` (the transforms again, then
+    the final step's `predict_proba`). This path takes the same DataFrame (build_frame), runs the
+    transforms once and calls the final step's `predict` and `predict_proba` on the result, which is
+    what Pipeline.predict / predict_proba each do. MLflow's schema enforcement is skipped: the frame is
+    built from values already checked against the same schema. Checked twice before it answers
+    anything: at load time on synthetic rows (strings taken from the fitted encoders' categories when
+    there are any), then on the first VERIFY real requests, which are answered by the pyfunc path and
+    compared with this one; any difference (or an exception in only one path) and the model keeps the
+    pyfunc path for good. An exception in this path always falls back to the pyfunc path, so errors
+    are the pyfunc path's errors."""
+
+    VERIFY = 16
+
+    def __init__(self, loaded, transforms, final, classifier):
+        import threading  # pylint: disable=import-outside-toplevel
+        self.loaded = loaded
+        self.transforms = transforms
+        self.final = final
+        self.classifier = classifier
+        self.lock = threading.Lock()
+        self.to_verify = self.VERIFY
+        self.disabled = False
+        self.plan = self._column_plan(transforms[0], loaded.schema) if transforms else None
+        if self.plan is not None:
+            import warnings  # pylint: disable=import-outside-toplevel
+            warnings.filterwarnings("ignore", message=SklearnFastPath.FEATURE_NAMES_WARNING, category=UserWarning, module=r"sklearn\.")
+
+    @staticmethod
+    def _column_plan(step, schema):
+        """For a first step that is a fitted scikit-learn ColumnTransformer with dense output, whose
+        transformers each take named columns of one kind (all `double` or all `string`) and whose
+        remainder is dropped: [(transformer, columns, numpy dtype)]. ColumnTransformer.transform on a
+        DataFrame selects each transformer's columns from the frame (pandas indexing), runs the
+        transformers through joblib and stacks the dense results side by side; the plan does the same
+        from the validated columns with numpy arrays (float64 for double, object for string: what the
+        transformers take out of the frame's columns), most of that step's time. None otherwise."""
+        from sklearn.compose import ColumnTransformer  # pylint: disable=import-outside-toplevel
+        if type(step) is not ColumnTransformer or getattr(step, "sparse_output_", True):
+            return None
+        if (getattr(step, "_sklearn_output_config", None) or {}).get("transform") not in (None, "default"):
+            return None
+        plan = []
+        for _name, transformer, selected in step.transformers_:
+            if isinstance(transformer, str):
+                if transformer == "drop":
+                    continue
+                return None  # passthrough
+            if not isinstance(selected, list) or not selected or not all(isinstance(c, str) for c in selected):
+                return None
+            kinds = set(schema.by_name[c][1] if c in schema.by_name else None for c in selected)
+            if kinds == set(["double"]):
+                plan.append((transformer, selected, "float64"))
+            elif kinds == set(["string"]):
+                plan.append((transformer, selected, "object"))
+            else:
+                return None
+        return plan or None
+
+    def _column_transform(self, columns):
+        import numpy  # pylint: disable=import-outside-toplevel
+        parts = []
+        for transformer, selected, dtype in self.plan:
+            if dtype == "float64":
+                data = numpy.array([columns[c] for c in selected], dtype=numpy.float64).T  # like pandas' 2-D block
+            else:
+                data = numpy.empty((len(columns[selected[0]]), len(selected)), dtype=object)
+                for index, name in enumerate(selected):
+                    data[:, index] = columns[name]
+            out = transformer.transform(data)
+            if hasattr(out, "toarray"):
+                out = out.toarray()
+            parts.append(out)
+        return numpy.hstack(parts)
+
+    @classmethod
+    def build(cls, loaded, impl, raw):
+        found = SklearnFastPath.applies(loaded, impl, raw)
+        if found is None:
+            return None
+        transforms, final = found
+        fast = cls(loaded, transforms, final, final if loaded.classifier is not None else None)
+        return fast if fast.self_check() else None
+
+    def _strings(self):
+        """Category values known to the fitted encoders of the pipeline (for the synthetic check)."""
+        found = []
+        stack = list(self.transforms)
+        while stack:
+            step = stack.pop(0)
+            for category in getattr(step, "categories_", None) or []:
+                found.extend(str(v) for v in list(category)[:3] if isinstance(v, str))
+            for item in getattr(step, "transformers_", None) or []:
+                stack.append(item[1])
+            for item in getattr(step, "steps", None) or []:
+                stack.append(item[1])
+        return found or ["a"]
+
+    def self_check(self):
+        schema = self.loaded.schema
+        strings = self._strings()
+        values = {"double": [0.0, 1.0, -1.5, 12.25, 1e3, 0.001, 7.0, 123.456, -0.1],
+                  "float": [0.0, 1.0, -1.5, 12.25, 1e3, 0.001, 7.0, 123.456, -0.1],
+                  "integer": [0, 1, -1, 12, 1000, 3, 7, 123, 2], "long": [0, 1, -1, 12, 1000, 3, 7, 123, 2],
+                  "boolean": [True, False, True, False, True, False, True, False, True]}
+        names = schema.names
+        columns = {}
+        for index, (name, kind, _required) in enumerate(schema.columns):
+            if kind == "string":
+                pool = [strings[(i + index) % len(strings)] for i in range(9)]
+            elif kind in values:
+                pool = values[kind]
+            else:
+                return False  # datetime, binary, anything else: the pyfunc path
+            columns[name] = pool[index % 3:] + pool[:index % 3]
+        for batch in (columns, dict((n, v[3:4]) for n, v in columns.items())):
+            if not self._equal(self._run(names, batch), self.loaded.predict(build_frame(names, batch, schema))):
+                return False
+        return True
+
+    @staticmethod
+    def _equal(fast, slow):
+        return fast == slow and all(type(a) is type(b) for a, b in zip(fast[0], slow[0]))
+
+    def _run(self, names, columns):
+        if self.plan is not None:
+            data = self._column_transform(columns)
+            transforms = self.transforms[1:]
+        else:
+            data = build_frame(names, columns, self.loaded.schema)
+            transforms = self.transforms
+        for step in transforms:
+            data = step.transform(data)
+        predictions = to_python(self.final.predict(data))
+        probabilities = to_python(self.final.predict_proba(data)) if self.classifier is not None else None
+        return predictions, probabilities
+
+    def predict(self, names, columns):
+        """(predictions, probabilities) as LoadedModel.predict gives them, or None: the caller then takes
+        the pyfunc path (while verifying, after a difference, or when this path raised)."""
+        if self.disabled:
+            return None
+        if self.to_verify > 0:
+            with self.lock:
+                verifying = self.to_verify > 0
+                self.to_verify -= 1
+            if verifying:
+                try:
+                    fast = self._run(names, columns)
+                except Exception:  # pylint: disable=broad-except
+                    fast = None
+                try:
+                    slow = self.loaded.predict(build_frame(names, columns, self.loaded.schema))
+                except Exception:  # pylint: disable=broad-except
+                    if fast is not None:
+                        self.disabled = True
+                    raise
+                if fast is None or not self._equal(fast, slow):
+                    self.disabled = True
+                return slow
+        try:
+            return self._run(names, columns)
+        except Exception:  # pylint: disable=broad-except
+            return None
 
 
 class PyfuncRuntime(Runtime):

@@ -93,16 +93,51 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
 
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n"
+         b"Content-Length: 51\r\n\r\n" + b'{"error":"too many open connections; retry later"}\n')
+
+
 class HTTPServer(ThreadingHTTPServer):
+    """http.server's threading server (one thread per connection), hardened: at most `max_connections`
+    connections are served at once (each holds a thread, idle keep-alive ones included, for up to
+    _Handler.timeout seconds between reads); one over the limit gets a 503 with Retry-After and is
+    closed at once, without a thread, so slow or idle clients cannot make the process start threads
+    without bound. The standard library already bounds the request line (65536 bytes: 414), header
+    lines (65536: 431) and their number (100: 431); bodies are bounded by max_body_bytes (413) and
+    need a Content-Length (411)."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+    max_connections = 256
 
     def __init__(self, address, app):
         self.app = app
+        self.connection_slots = threading.BoundedSemaphore(self.max_connections)
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         ThreadingHTTPServer.__init__(self, address, _Handler)
+
+    def process_request(self, request, client_address):
+        if not self.connection_slots.acquire(blocking=False):
+            try:
+                request.settimeout(1.0)
+                request.sendall(_BUSY)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            ThreadingHTTPServer.process_request(self, request, client_address)
+        except BaseException:
+            self.connection_slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            ThreadingHTTPServer.process_request_thread(self, request, client_address)
+        finally:
+            self.connection_slots.release()
 
 
 def make_http_server(app, address=None, port=None):

@@ -739,3 +739,197 @@ def test_runs_copied_into_a_package_without_ansible(trained, tmp_path):
                             "sys.exit(any(m.split('.')[0] in ('ansible', 'ansible_collections') for m in sys.modules))"],
                            env=env, cwd=str(tmp_path), check=False)
     assert check.returncode == 0
+
+
+# --- vectorised validation and the frame path (issue 19) ---------------------------------------------------
+
+def _per_value(records, schema, monkeypatch):
+    """validate_records with the column-at-a-time checks switched off: the per-value reference."""
+    from ansible_collections.runlocalai.mlops.plugins.module_utils.serving import schema as schema_module
+    with monkeypatch.context() as patch:
+        patch.setattr(schema_module, "_validate_columns", lambda _records, _schema: None)
+        return _outcome(records, schema)
+
+
+def _outcome(records, schema):
+    try:
+        names, columns = ms.validate_records(records, schema)
+    except ms.ServingError as exc:
+        return ("error", exc.status, exc.message, exc.field)
+    return ("ok", names, dict((n, [(type(v), v) for v in columns[n]]) for n in names))
+
+
+def test_column_validation_equals_the_per_value_checks(monkeypatch):
+    schema = ms.InputSchema([("d", "double", True), ("f", "float", True), ("i", "integer", True), ("l", "long", True),
+                             ("b", "boolean", True), ("s", "string", True), ("o", "double", False), ("x", "long", False)])
+    good = {"d": 1.5, "f": 2, "i": 3, "l": 2 ** 40, "b": True, "s": "a", "o": None, "x": 4}
+    bad_values = [None, True, False, "1", 1.5, 2.0, 2 ** 31, -2 ** 31, -2 ** 31 - 1, [1], {"a": 1}, 0, -0.0, 1e300, "", 7]
+    rng = random.Random(19)
+    cases = [[dict(good) for _ in range(3)]]
+    for name in good:
+        for value in bad_values:
+            for index in (0, 2):
+                batch = [dict(good) for _ in range(3)]
+                batch[index][name] = value
+                cases.append(batch)
+        batch = [dict(good) for _ in range(2)]
+        batch[1].pop(name)
+        cases.append(batch)
+    for _ in range(300):
+        batch = [dict(good) for _ in range(rng.randint(1, 4))]
+        for _change in range(rng.randint(1, 3)):
+            record = rng.choice(batch)
+            roll = rng.random()
+            if roll < 0.7:
+                record[rng.choice(sorted(good))] = rng.choice(bad_values)
+            elif roll < 0.85:
+                record.pop(rng.choice(sorted(good)), None)
+            else:
+                record["extra%d" % rng.randint(0, 2)] = 1
+        cases.append(batch)
+    for batch in cases:
+        assert _outcome(batch, schema) == _per_value(batch, schema, monkeypatch), batch
+    one = ms.InputSchema([("only", "double", True)])
+    for batch in ([{"only": 1.0}], [{"only": 1}, {"only": "x"}], [{"only": 1.0}, {}]):
+        assert _outcome(batch, one) == _per_value(batch, one, monkeypatch)
+
+
+def test_to_python_keeps_replacing_non_finite_values():
+    assert ms.to_python(np.array([[0.25, np.nan], [np.inf, 1.0]])) == [[0.25, None], [None, 1.0]]
+    assert ms.to_python(np.array([[0.25, 0.75]])) == [[0.25, 0.75]] and type(ms.to_python(np.array([1.5]))[0]) is float
+    assert ms.to_python(np.array([1, 0], dtype="int64")) == [1, 0] and ms.to_python(np.float64("nan")) is None
+    assert ms.to_python(np.array(["a", "b"], dtype=object)) == ["a", "b"]
+
+
+def _categorical(tmp_path, handle_unknown="ignore"):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    pipe, features, target = _train()
+    features = features.copy()
+    features["size"] = ["small" if v < 12 else ("medium" if v < 15 else "large") for v in features["f0"]]
+    pre = ColumnTransformer([("num", StandardScaler(), FEATURES), ("cat", OneHotEncoder(handle_unknown=handle_unknown), ["size"])])
+    pipe = make_pipeline(pre, LogisticRegression(max_iter=500)).fit(features, target)
+    return _save(tmp_path, "cat-" + handle_unknown, pipe, features), features
+
+
+def test_frame_path_equals_pyfunc_for_a_one_hot_encoded_string_column(tmp_path):
+    import mlflow.pyfunc
+    import pandas as pd
+
+    path, features = _categorical(tmp_path)
+    model = ms.LoadedModel(path)
+    assert model.fast is None and model.frame_path is not None
+    assert [(type(t).__name__, c, d) for t, c, d in model.frame_path.plan] == [("StandardScaler", FEATURES, "float64"),
+                                                                               ("OneHotEncoder", ["size"], "object")]
+    records = [dict((k, v if isinstance(v, str) else float(v)) for k, v in r.items()) for r in features.to_dict(orient="records")]
+    pyfunc = mlflow.pyfunc.load_model(path)
+    for batch in [records[i:i + 1] for i in range(0, len(records), 7)] + [records[:64], records]:
+        names, columns = ms.validate_records(batch, model.schema)
+        expected = model.predict(ms.build_frame(names, columns, model.schema))
+        got = model.predict_columns(names, columns)
+        assert got == expected
+        assert got[0] == ms.to_python(pyfunc.predict(pd.DataFrame(batch)))
+    assert model.frame_path.to_verify <= 0 and not model.frame_path.disabled
+    # an unknown category is encoded as all zeros by handle_unknown="ignore", like the pyfunc path
+    names, columns = ms.validate_records([dict(records[0], size="huge")], model.schema)
+    assert model.predict_columns(names, columns) == model.predict(ms.build_frame(names, columns, model.schema))
+
+
+def test_frame_path_verifies_real_requests_and_turns_itself_off(tmp_path, monkeypatch):
+    path, features = _categorical(tmp_path)
+    model = ms.LoadedModel(path)
+    path_object = model.frame_path
+    records = [dict((k, v if isinstance(v, str) else float(v)) for k, v in r.items()) for r in features.to_dict(orient="records")]
+    original = ms.SklearnFramePath._run
+    calls = {"fast": 0}
+
+    def off_by_a_bit(self, names, columns):
+        calls["fast"] += 1
+        predictions, probabilities = original(self, names, columns)
+        return predictions, [[p[0] + 1e-12, p[1]] for p in probabilities]
+
+    monkeypatch.setattr(ms.SklearnFramePath, "_run", off_by_a_bit)
+    names, columns = ms.validate_records(records[:3], model.schema)
+    expected = model.predict(ms.build_frame(names, columns, model.schema))
+    assert model.predict_columns(names, columns) == expected  # answered by pyfunc while verifying
+    assert path_object.disabled and calls["fast"] == 1
+    assert model.predict_columns(names, columns) == expected and calls["fast"] == 1  # off for good
+
+
+def test_frame_path_is_not_used_when_its_self_check_cannot_run(tmp_path):
+    # handle_unknown="error" with strings the encoder knows: the self-check runs and passes
+    path, _features = _categorical(tmp_path, handle_unknown="error")
+    assert ms.LoadedModel(path).frame_path is not None
+
+
+def test_frame_path_over_http_answers_like_pyfunc(tmp_path):
+    path, features = _categorical(tmp_path)
+    running = Running(ms.ModelServer(make_config(tmp_path, path), rng=random.Random(1)))
+    try:
+        running.app.load()
+        assert running.app.model.frame_path is not None
+        records = [dict((k, v if isinstance(v, str) else float(v)) for k, v in r.items()) for r in features.to_dict(orient="records")]
+        for record in records[:40]:
+            answer = running.post("/v1/predict", {"records": [record]})
+            assert answer.status_code == 200
+            names, columns = ms.validate_records([record], running.app.model.schema)
+            expected = running.app.model.predict(ms.build_frame(names, columns, running.app.model.schema))
+            assert (answer.json()["predictions"], answer.json()["probabilities"]) == expected
+        bad = running.post("/v1/predict", {"records": [dict(records[0], size=3)]})
+        assert bad.status_code == 422 and bad.json()["field"] == "size" and "expected string, got int" in bad.json()["error"]
+    finally:
+        running.stop()
+
+
+def test_connections_over_the_limit_get_503_without_a_thread(server, monkeypatch):
+    import socket as socket_module
+
+    monkeypatch.setattr(ms.HTTPServer, "max_connections", 2)
+    app = server.app
+    limited = Running(app)
+    try:
+        port = limited.httpd.server_address[1]
+        idle = [socket_module.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
+        time.sleep(0.2)
+        extra = socket_module.create_connection(("127.0.0.1", port), timeout=10)
+        answer = b""
+        while True:
+            chunk = extra.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        extra.close()
+        assert answer.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 1" in answer and answer.endswith(b"retry later\"}\n")
+        idle[0].sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, body, _rest = _read_response(idle[0])
+        assert head.startswith("HTTP/1.1 200") and json.loads(body)["status"] == "alive"
+        for sock in idle:
+            sock.close()
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                if requests.get(limited.url + "/health", timeout=5).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        assert requests.get(limited.url + "/health", timeout=5).status_code == 200
+    finally:
+        limited.httpd.shutdown()
+        limited.httpd.server_close()
+
+
+def test_parsed_body_hash_is_the_canonical_json_of_the_body():
+    body = b'{"records": [{"f1": 2.50, "f0": 1}], "z": "\\u00e9"}'
+    parsed = ms.parse_json_body(body)
+    expected = "sha256:" + hashlib.sha256(json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"),
+                                                     ensure_ascii=False).encode("utf-8")).hexdigest()
+    assert ms.input_hash(body, parsed) == expected
+    assert ms.input_hash(body, parsed) == expected  # again, without the parse's cached text
+    assert ms.input_hash(body, json.loads(body)) == expected
+    with pytest.raises(ms.ServingError) as raised:
+        ms.parse_json_body(b'{"a": [1.0, 2e400]}')
+    assert raised.value.status == 400 and "number 2e400 is out of range" in raised.value.message
