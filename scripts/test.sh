@@ -47,7 +47,8 @@ build() {
 unit() {
   # pytest exits 5 when it collects nothing: that is a failure here too.
   # tests/terraform runs in the terraform step.
-  step pytest-unit pytest -q -p no:cacheprovider --ignore=tests/terraform \
+  # Two processes (pytest-xdist), each test file in one of them: 6 instead of 10 minutes here.
+  step pytest-unit pytest -q -p no:cacheprovider -n "${PYTEST_JOBS:-2}" --dist loadfile --ignore=tests/terraform \
     "$collection/tests/unit" tests
 }
 

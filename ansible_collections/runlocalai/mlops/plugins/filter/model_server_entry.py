@@ -25,7 +25,7 @@ options:
     type: dict
     required: true
   deprecated_vars:
-    description: The renamed role variables the inventory sets, by their old name, e.g. C({model_server_workers: 4}).
+    description: "The renamed role variables the inventory sets, by their old name, e.g. C({model_server_workers: 4})."
     type: dict
     default: {}
 """

@@ -22,8 +22,10 @@ author:
   - runlocalai contributors (@runlocalai)
 attributes:
   check_mode:
+    description: Reads as usual (it never changes anything).
     support: full
   diff_mode:
+    description: Nothing changes, so there is nothing to show.
     support: none
 options:
   path:

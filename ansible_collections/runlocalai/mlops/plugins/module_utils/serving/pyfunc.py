@@ -310,7 +310,8 @@ class SklearnFramePath:
         from the validated columns with numpy arrays (float64 for double, object for string: what the
         transformers take out of the frame's columns), most of that step's time. None otherwise."""
         from sklearn.compose import ColumnTransformer  # pylint: disable=import-outside-toplevel
-        if type(step) is not ColumnTransformer or getattr(step, "sparse_output_", True):
+        # exactly ColumnTransformer: a subclass may transform differently
+        if type(step) is not ColumnTransformer or getattr(step, "sparse_output_", True):  # pylint: disable=unidiomatic-typecheck
             return None
         if (getattr(step, "_sklearn_output_config", None) or {}).get("transform") not in (None, "default"):
             return None

@@ -765,18 +765,18 @@ def test_column_validation_equals_the_per_value_checks(monkeypatch):
     good = {"d": 1.5, "f": 2, "i": 3, "l": 2 ** 40, "b": True, "s": "a", "o": None, "x": 4}
     bad_values = [None, True, False, "1", 1.5, 2.0, 2 ** 31, -2 ** 31, -2 ** 31 - 1, [1], {"a": 1}, 0, -0.0, 1e300, "", 7]
     rng = random.Random(19)
-    cases = [[dict(good) for _ in range(3)]]
+    cases = [[dict(good) for _unused in range(3)]]
     for name in good:
         for value in bad_values:
             for index in (0, 2):
-                batch = [dict(good) for _ in range(3)]
+                batch = [dict(good) for _unused in range(3)]
                 batch[index][name] = value
                 cases.append(batch)
-        batch = [dict(good) for _ in range(2)]
+        batch = [dict(good) for _unused in range(2)]
         batch[1].pop(name)
         cases.append(batch)
-    for _ in range(300):
-        batch = [dict(good) for _ in range(rng.randint(1, 4))]
+    for _unused in range(300):
+        batch = [dict(good) for _unused in range(rng.randint(1, 4))]
         for _change in range(rng.randint(1, 3)):
             record = rng.choice(batch)
             roll = rng.random()
@@ -796,7 +796,7 @@ def test_column_validation_equals_the_per_value_checks(monkeypatch):
 
 def test_to_python_keeps_replacing_non_finite_values():
     assert ms.to_python(np.array([[0.25, np.nan], [np.inf, 1.0]])) == [[0.25, None], [None, 1.0]]
-    assert ms.to_python(np.array([[0.25, 0.75]])) == [[0.25, 0.75]] and type(ms.to_python(np.array([1.5]))[0]) is float
+    assert ms.to_python(np.array([[0.25, 0.75]])) == [[0.25, 0.75]] and type(ms.to_python(np.array([1.5]))[0]) is float  # pylint: disable=unidiomatic-typecheck
     assert ms.to_python(np.array([1, 0], dtype="int64")) == [1, 0] and ms.to_python(np.float64("nan")) is None
     assert ms.to_python(np.array(["a", "b"], dtype=object)) == ["a", "b"]
 
@@ -892,7 +892,7 @@ def test_connections_over_the_limit_get_503_without_a_thread(server, monkeypatch
     limited = Running(app)
     try:
         port = limited.httpd.server_address[1]
-        idle = [socket_module.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
+        idle = [socket_module.create_connection(("127.0.0.1", port), timeout=10) for _unused in range(2)]
         time.sleep(0.2)
         extra = socket_module.create_connection(("127.0.0.1", port), timeout=10)
         answer = b""
