@@ -1,5 +1,5 @@
 """The smoke_test role against real services on this machine (connection local, localhost in the
-mlflow, monitoring and serving groups): the real model serving app (module_utils/model_serving.py)
+mlflow, monitoring and serving groups): the real model serving app (module_utils/serving/)
 with a real pyfunc model, the MLflow test server (basic auth), and a small stand-in for the
 Prometheus / Alertmanager HTTP API (neither is installed on the controller). The role must pass
 when all is healthy and fail naming host, service, URL and what was wrong."""
