@@ -55,6 +55,9 @@ venv_want="$( (cat requirements.txt; python3 --version) | sha256sum | cut -d' ' 
 if [ "$(cat "$venv_stamp" 2>/dev/null)" != "$venv_want" ]; then
   say "creating .venv from requirements.txt (a few minutes)"
   rm -rf .venv
+  # make puts .venv/bin first on PATH, and bash remembers where it found python3:
+  # forget it, so the new .venv is made from the system's interpreter.
+  hash -r
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -r requirements.txt
