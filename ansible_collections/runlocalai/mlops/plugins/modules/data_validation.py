@@ -148,7 +148,7 @@ def main():
                               sort_keys=True, indent=2, allow_nan=False) + "\n"
         written = module.write_files([("report_path", params["report_path"], text)])
     out = dict(result, changed=written["changed"])
-    if written["changed"] and "diff" in written:
+    if written.get("diff"):
         out["diff"] = written["diff"]
     if params["fail_on_failure"] and not result["passed"]:
         module.fail_json(msg="data validation failed: %s" % "; ".join(f["message"] for f in result["failures"]), **out)

@@ -16,8 +16,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from .app import APP_NAME, ENDPOINTS, RUNTIMES, ModelServer  # noqa: F401
-from .config import DEFAULTS, ConfigError, load_config, make_config, read_token  # noqa: F401
+from .app import APP_NAME, ENDPOINTS, ModelServer  # noqa: F401
+from .config import DEFAULTS, RUNTIMES, ConfigError, load_config, make_config, read_token  # noqa: F401
 from .messages import ServingError, class_key, input_hash, parse_json_body, to_python, utc_now_text  # noqa: F401
 from .metrics import Metrics  # noqa: F401
 from .pyfunc import LoadedModel, PyfuncRuntime, SklearnFastPath, SklearnFramePath, fetch_model, prune_cache  # noqa: F401

@@ -24,11 +24,10 @@ import uuid
 
 from ..common.canonical import canonical_json
 from ..drift.tables import format_serving_record, serving_record
-from .config import read_token
+from .config import RUNTIMES, read_token
 from .messages import REQUEST_ID_RE, ServingError, class_key, input_hash, parse_json_body, utc_now_text
 from .metrics import Metrics
 from .records import FeedbackTracker, JsonlWindow, RequestLog
-from .pyfunc import PyfuncRuntime
 
 APP_NAME = "runlocalai-model"
 ENDPOINTS = {
@@ -39,7 +38,6 @@ ENDPOINTS = {
     ("POST", "/v1/feedback"): "feedback",
     ("GET", "/metrics"): "metrics",
 }
-RUNTIMES = dict((runtime.kind, runtime) for runtime in (PyfuncRuntime,))
 
 
 class ModelServer:

@@ -11,10 +11,12 @@ import json
 import os
 import re
 
+from .pyfunc import PyfuncRuntime
+
 
 CONFIG_FORMAT = "runlocalai.mlops/model-server-config"
-# The runtimes the app knows (app.RUNTIMES maps each to its class; runtime.py says what one provides).
-RUNTIMES = ("pyfunc",)
+# The runtimes the app knows, by the name the configuration's `runtime` gives (runtime.py says what one provides).
+RUNTIMES = dict((runtime.kind, runtime) for runtime in (PyfuncRuntime,))
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 DEFAULTS = {
