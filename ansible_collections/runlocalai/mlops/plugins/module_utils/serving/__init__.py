@@ -5,8 +5,9 @@
 
 By concern: config (the instance configuration), messages (request/answer helpers), schema
 (input validation), metrics, records (request log, drift window, feedback), runtime (what every
-serving runtime provides) and pyfunc (the MLflow pyfunc runtime), app (request handling), server
-(HTTP and the command line).
+serving runtime provides), pyfunc (the MLflow pyfunc runtime) and llamacpp (GGUF models served by
+llama.cpp's llama-server as a child process), app (request handling), server (HTTP and the
+command line).
 
 Standard library only at import time, no Ansible: this package travels to serving hosts whole,
 with common/ and drift/. The names below are its public API.
@@ -16,8 +17,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from .app import APP_NAME, ENDPOINTS, ModelServer  # noqa: F401
+from .app import APP_NAME, COMMON_ENDPOINTS, ENDPOINTS, ModelServer, StreamBody  # noqa: F401
 from .config import DEFAULTS, RUNTIMES, ConfigError, load_config, make_config, read_token  # noqa: F401
+from .llamacpp import LlamaCppRuntime, LlamaServer, Relay, check_request, server_argv, summarize  # noqa: F401
 from .messages import ServingError, class_key, input_hash, parse_json_body, to_python, utc_now_text  # noqa: F401
 from .metrics import Metrics  # noqa: F401
 from .pyfunc import LoadedModel, PyfuncRuntime, SklearnFastPath, SklearnFramePath, fetch_model, prune_cache  # noqa: F401

@@ -14,6 +14,8 @@ import threading
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CONFIDENCE_BUCKETS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+TOKENS_PER_SECOND_BUCKETS = (1.0, 2.5, 5.0, 10.0, 20.0, 35.0, 50.0, 75.0, 100.0, 150.0, 250.0, 500.0, 1000.0)
 
 
 def _escape_label(value):
@@ -62,7 +64,7 @@ class Metric:
 class Metrics:
     """The contract metrics of the model server (names and labels: docs/model_server.md)."""
 
-    def __init__(self, model, version, run_id, alias):
+    def __init__(self, model, version, run_id, alias, llm=False):
         self.lock = threading.Lock()
         self.model = model
         self.version = version
@@ -79,6 +81,19 @@ class Metrics:
         self.feedback = Metric("mlops_model_feedback_total", "counter", "Labelled predictions received on /v1/feedback.", base)
         self.accuracy = Metric("mlops_model_feedback_accuracy", "gauge", "Accuracy over the last N labelled predictions.", base)
         self.all = (self.requests, self.duration, self.confidence, self.predictions, self.info, self.ready, self.feedback, self.accuracy)
+        self.gauge_source = None
+        if llm:  # the LLM metrics, only on instances of an LLM runtime (llamacpp)
+            self.prompt_tokens = Metric("mlops_model_llm_prompt_tokens_total", "counter", "Prompt tokens of answered generation requests.", base)
+            self.completion_tokens = Metric("mlops_model_llm_completion_tokens_total", "counter", "Tokens generated for answered requests.", base)
+            self.ttft = Metric("mlops_model_llm_time_to_first_token_seconds", "histogram",
+                               "Time from a request's arrival to its first generated token.", base, TTFT_BUCKETS)
+            self.tokens_per_second = Metric("mlops_model_llm_tokens_per_second", "histogram",
+                                            "Decode speed of each answered request (generated tokens per second).", base, TOKENS_PER_SECOND_BUCKETS)
+            self.waiting = Metric("mlops_model_llm_requests_waiting", "gauge", "Requests waiting for a free slot (read at scrape time).", base)
+            self.busy = Metric("mlops_model_llm_slots_busy", "gauge", "Slots generating (read at scrape time).", base)
+            self.all += (self.prompt_tokens, self.completion_tokens, self.ttft, self.tokens_per_second, self.waiting, self.busy)
+            self.prompt_tokens.values[(model, version)] = 0
+            self.completion_tokens.values[(model, version)] = 0
         self.info.values[(model, version, run_id or "", alias or "")] = 1
         self.ready.values[(model, version)] = 0
         self.feedback.values[(model, version)] = 0
@@ -122,6 +137,29 @@ class Metrics:
             if accuracy is not None:
                 self.accuracy.values[key] = accuracy
 
-    def render(self):
+    def generated(self, prompt_tokens, completion_tokens, ttft_seconds, tokens_per_second):
+        """One answered generation request (LLM metrics; None for what is not known)."""
         with self.lock:
+            key = (self.model, self.version)
+            if prompt_tokens is not None:
+                self.prompt_tokens.values[key] += prompt_tokens
+            if completion_tokens is not None:
+                self.completion_tokens.values[key] += completion_tokens
+            if ttft_seconds is not None:
+                self._observe(self.ttft, key, ttft_seconds)
+            if tokens_per_second is not None:
+                self._observe(self.tokens_per_second, key, tokens_per_second)
+
+    def render(self):
+        source = self.gauge_source
+        gauges = source() if source is not None else None  # outside the lock: it asks the model process
+        with self.lock:
+            if source is not None:
+                key = (self.model, self.version)
+                for metric, name in ((self.waiting, "waiting"), (self.busy, "busy")):
+                    value = (gauges or {}).get(name)
+                    if value is None:
+                        metric.values.pop(key, None)
+                    else:
+                        metric.values[key] = value
             return "".join(m.render() for m in self.all)

@@ -8,18 +8,26 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import collections
+import json
 import os
 import re
 import threading
 import time
 
-from ..common.canonical import canonical_json
+from ..common.chain import GENESIS_HASH, HASH_FIELD, PREV_FIELD, chained_line
 from .messages import ServingError, class_key
 
 
 class RequestLog:
     """JSON lines, one per /v1 request, rotated by size (audit.jsonl, audit.jsonl.1, ... audit.jsonl.N;
-    the oldest is dropped). Holds hashes of inputs, never the inputs."""
+    the oldest is dropped). Holds hashes of inputs, never the inputs.
+
+    The lines form a hash chain (common/chain.py; docs/governance.md): each carries ``prev``, the hash
+    of the line before, and ``hash``. The chain goes on across rotation and restarts: on open, the head
+    is the hash of the last chained line of the current file, or of audit.jsonl.1 when the current
+    file has none (64 zeros when neither has one, or after a line written before the chain existed).
+    A line left unfinished by a crash is ended with a newline before the next line, which chains to
+    the last complete one; each write is one hash and one flushed write, nothing is read back."""
 
     def __init__(self, path, max_bytes, backup_count):
         self.path = path
@@ -28,6 +36,10 @@ class RequestLog:
         self.lock = threading.Lock()
         self.handle = open(path, "a", encoding="utf-8")
         self.size = self.handle.tell()
+        head, self.torn = _chain_tail(path)
+        if head is None:
+            head = _chain_tail(path + ".1")[0]
+        self.head = head or GENESIS_HASH
 
     def _rotate(self):
         self.handle.close()
@@ -38,24 +50,80 @@ class RequestLog:
         os.replace(self.path, self.path + ".1")
         self.handle = open(self.path, "a", encoding="utf-8")
         self.size = 0
+        self.torn = False
 
     def write(self, entry):
-        line = canonical_json(entry) + "\n"
-        size = len(line.encode("utf-8"))
         with self.lock:
             if self.handle is None:
                 return
+            line, digest = chained_line(entry, self.head)
+            size = len(line.encode("utf-8"))
             if self.size and self.size + size > self.max_bytes:
                 self._rotate()
+            elif self.torn:  # end the unfinished line a crash left, so this one stands on its own
+                line = "\n" + line
+                size += 1
             self.handle.write(line)
             self.handle.flush()
             self.size += size
+            self.head = digest
+            self.torn = False
 
     def close(self):
         with self.lock:
             if self.handle is not None:
                 self.handle.close()
                 self.handle = None
+
+
+_TAIL_BLOCK = 65536
+_HASH_RE = re.compile(r"[0-9a-f]{64}")
+
+
+def _line_head(raw):
+    """What the next line chains to after the line raw (bytes): its hash for a chained line, 64 zeros
+    for a line written before the chain existed, None for a torn or unreadable line."""
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except ValueError:  # also UnicodeDecodeError
+        return None
+    if not isinstance(record, dict):
+        return None
+    digest = record.get(HASH_FIELD)
+    if isinstance(digest, str) and _HASH_RE.fullmatch(digest):
+        return digest
+    if HASH_FIELD not in record and PREV_FIELD not in record:
+        return GENESIS_HASH
+    return None
+
+
+def _chain_tail(path):
+    """(head, torn) of one request-log file, read backwards from its end: head is what the next line
+    chains to (see _line_head; None when no line tells: a missing or empty file, or only torn lines),
+    torn whether the file ends in an unfinished line (no newline)."""
+    try:
+        handle = open(path, "rb")
+    except (IOError, OSError):
+        return None, False
+    with handle:
+        end = handle.seek(0, os.SEEK_END)
+        torn = False
+        if end:
+            handle.seek(end - 1)
+            torn = handle.read(1) != b"\n"
+        pos, carry = end, b""
+        while pos > 0:
+            start = max(0, pos - _TAIL_BLOCK)
+            handle.seek(start)
+            pieces = (handle.read(pos - start) + carry).split(b"\n")
+            carry = pieces.pop(0) if start > 0 else b""  # cut by the block's start: read with the block before
+            for raw in reversed(pieces):
+                if raw.strip():
+                    head = _line_head(raw)
+                    if head is not None:
+                        return head, torn
+            pos = start
+    return None, torn
 
 
 class JsonlWindow:

@@ -19,6 +19,18 @@ the drift window and feedback files. A runtime owns what depends on the kind of 
 - predict(model, batch): a Prediction;
 - outputs(prediction, index): the outputs of one instance in the drift window's record
   (drift/tables.py serving_record: the serving-window contract the drift timer reads).
+
+Besides, each runtime names the /v1 endpoints it serves (`endpoints`: (method, path) -> endpoint
+label; the app answers /health, /ready, /v1/models and /metrics for every runtime, and a request
+for another runtime's endpoint gets a 404 that says which kind of instance this is and what it
+serves), what /ready adds (ready_info), what /v1/models adds at its top level (models_extra), and
+close(model), called when the service stops. A runtime that runs the model in a child process
+calls `on_exit(message)` (set by the app) when that process dies after load() returned: the app
+then stops answering and the service exits non-zero, for systemd to restart it.
+
+The default endpoints are the prediction ones (POST /v1/predict, POST /v1/feedback), which the
+pyfunc runtime serves with the app's predict and feedback handlers; the llamacpp runtime
+(llamacpp.py) serves OpenAI-compatible generation instead.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -49,9 +61,29 @@ class Prediction:
 
 class Runtime:
     kind = None
+    # The /v1 endpoints this runtime serves: (method, path) -> endpoint label (the app's handler
+    # _<label>, and the `endpoint` label of metrics and the request log).
+    endpoints = {("POST", "/v1/predict"): "predict", ("POST", "/v1/feedback"): "feedback"}
+    # What kind of instance this is, for the 404 a request for another runtime's endpoint gets.
+    description = "a prediction (MLflow pyfunc) instance"
+    # True for an LLM runtime: it provides check(endpoint, payload), forward(model, endpoint, body,
+    # stream, on_done), gauges(model) and window_record(summary, latency_ms) (see llamacpp.py).
+    generation = False
 
     def __init__(self, config):
         self.config = config
+        self.on_exit = None  # set by the app: called with a message when a child process dies after load()
+
+    def ready_info(self, model):
+        """What /ready adds for a loaded model (nothing by default)."""
+        return {}
+
+    def models_extra(self, entry):
+        """What /v1/models adds at the top level of its answer, beside `models` (nothing by default)."""
+        return {}
+
+    def close(self, model):
+        """Release what load() started (nothing by default; the model is garbage)."""
 
     def load(self):
         raise NotImplementedError

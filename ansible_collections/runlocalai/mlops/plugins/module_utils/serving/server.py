@@ -9,8 +9,13 @@ role installs this package (with common/ and drift/) on serving hosts and runs i
 
     python -m runlocalai_mlops.serving --config /etc/runlocalai-model/<name>.json
 
-Needs mlflow (and what the model needs, e.g. scikit-learn), numpy and pandas at run time; they are
-imported when the model loads, so the package imports with the standard library alone.
+Needs mlflow (and what the model needs, e.g. scikit-learn), numpy and pandas at run time for the
+pyfunc runtime; they are imported when the model loads, so the package imports with the standard
+library alone. The llamacpp runtime needs only the llama-server binary.
+
+Answers leave in one write (status line, headers and body), except streamed ones (the app returns a
+StreamBody for them): those are written with chunked transfer encoding, one HTTP chunk per piece the
+model process sent, each flushed at once (Connection: close and no length for an HTTP/1.0 client).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -26,7 +31,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from ..common.canonical import canonical_json
-from .app import APP_NAME, ENDPOINTS, ModelServer
+from .app import APP_NAME, ModelServer
 from .messages import utc_now_text
 from .config import ConfigError, load_config, read_token
 
@@ -66,7 +71,10 @@ class _Handler(BaseHTTPRequestHandler):
             body = self.rfile.read(length)
         headers = dict((k.lower(), v) for k, v in self.headers.items())
         status, out_headers, data = app.handle(self.command, self.path, headers, body)
-        self._send(status, out_headers, data)
+        if isinstance(data, bytes):
+            self._send(status, out_headers, data)
+        else:
+            self._send_stream(status, out_headers, data)
         return None
 
     def _refuse(self, status, message):
@@ -74,7 +82,7 @@ class _Handler(BaseHTTPRequestHandler):
         request_id = uuid.uuid4().hex
         data = (canonical_json({"error": message, "request_id": request_id}) + "\n").encode("utf-8")
         path = self.path.split("?", 1)[0]
-        endpoint = ENDPOINTS.get((self.command, path), "other")
+        endpoint = app.endpoints.get((self.command, path), "other")
         app.metrics.request(endpoint, status, 0.0)
         if path.startswith("/v1/"):  # refused before the body was read: no input hash
             app.audit.write({"ts": utc_now_text(app.clock()), "model": app.name, "version": app.version, "request_id": request_id,
@@ -89,6 +97,37 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _send_stream(self, status, headers, body):
+        """A streamed answer: each piece goes out as it comes (one chunk, flushed: the first one with
+        the headers, in one send). If the model process's stream breaks off, the connection is closed
+        without the last chunk, so the client sees an incomplete answer, not a complete short one."""
+        chunked = self.request_version != "HTTP/1.0"
+        write = self.wfile.write
+        try:
+            self.send_response(status)
+            for name, value in headers:
+                self.send_header(name, value)
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            for chunk in body:
+                if not chunk:
+                    continue
+                write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+                self.wfile.flush()
+            if chunked:
+                write(b"0\r\n\r\n")
+        except Exception as exc:  # pylint: disable=broad-except
+            # the client went away (OSError) or the stream broke off: no last chunk, close the connection
+            self.close_connection = True
+            if not isinstance(exc, OSError):
+                sys.stderr.write("stream: %s: %s\n" % (type(exc).__name__, exc))
+        finally:
+            body.close()
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
@@ -151,12 +190,16 @@ def serve(config, log=None):
     httpd = make_http_server(app)
     log("%s: serving %s version %s on %s:%d" % (APP_NAME, app.name, app.version, config["listen_address"], httpd.server_address[1]))
 
+    def shutdown():
+        threading.Thread(target=httpd.shutdown, daemon=True).start()
+
     def stop(_signum, _frame):
         app.stopping.set()
-        threading.Thread(target=httpd.shutdown, daemon=True).start()
+        shutdown()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    app.on_fatal = shutdown  # the model process died after loading: exit non-zero (systemd restarts the unit)
     loader = threading.Thread(target=app.load_forever, kwargs={"log": log}, daemon=True)
     loader.start()
     try:
@@ -164,7 +207,9 @@ def serve(config, log=None):
     finally:
         httpd.server_close()
         app.close()
-    return 0
+    if app.exit_code:
+        log("%s: exiting with code %d: %s" % (APP_NAME, app.exit_code, app.load_error))
+    return app.exit_code
 
 
 def main(argv=None):
