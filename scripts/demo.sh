@@ -5,7 +5,10 @@
 #   site.yml converged -> models registered (v1 good, v2 weak, v3 unportable)
 #   -> deploy v1 (passes) -> traffic, then a drifted batch -> drift.yml (finds it)
 #   -> deploy v2 (refused by the gate, v1 keeps serving)
-#   -> deploy v3 (passes the gate, fails /ready, rolled back to v1) -> audit.yml
+#   -> deploy v3 (passes the gate, fails /ready, rolled back to v1)
+#   -> a local LLM: SmolLM2 registered from its GGUF header, site.yml serves it
+#      (fit checked first), a chat through the endpoint, a declaration that does
+#      not fit (256M, 8192 x 4 slots) refused before any change -> audit.yml
 #
 # Every step's output goes to .cache/demo/logs/; the summary at the end says
 # what passed, what was refused, and where to look. Exit status: 0 when every
@@ -62,6 +65,10 @@ step "deploy v$v2 (weak)" fail "was refused and not deployed" \
   playbooks/deploy_model.yml -e model=breast-cancer -e version="$v2" -e "$approvals"
 step "deploy v$v3 (unportable)" fail "Rolled back" \
   playbooks/deploy_model.yml -e model=breast-cancer -e version="$v3" -e "$approvals"
+step "register the LLM (smollm2)" ok "" playbooks/demo_llm.yml
+step "site.yml serves smollm2" ok "fits:" playbooks/site.yml
+step "chat with smollm2" ok "smollm2 answered" playbooks/demo_chat.yml
+step "smollm2 at 8192 x 4 in 256M" fail "does not fit" playbooks/demo_llm_unfit.yml
 step "audit.yml verifies the chains" ok "" playbooks/audit.yml
 
 # Where to look: addresses of the lab hosts on this machine's Docker network.
@@ -81,6 +88,9 @@ echo "             self-signed certificate: .cache/lab-secrets/mlflow-server.crt
 echo "Prometheus:  http://$(address "$mlflow_host"):9090/alerts    Alertmanager: http://$(address "$mlflow_host"):9093/"
 for host in $serving_hosts; do
   echo "Model:       http://$(address "$host"):8080/v1/models  ($host; /v1/predict needs the bearer token in .cache/lab-secrets/model_api_token)"
+  echo "LLM chat:    http://$(address "$host"):8090/v1/chat/completions  ($host), for example:"
+  echo "  curl -sS http://$(address "$host"):8090/v1/chat/completions -H \"Authorization: Bearer \$(cat .cache/lab-secrets/model_api_token)\" \\"
+  echo "    -H 'Content-Type: application/json' -d '{\"messages\":[{\"role\":\"user\",\"content\":\"What is the capital of France?\"}],\"max_tokens\":32}'"
 done
 echo "Reports:     drift $root/reports/drift/, audit heads $root/audit-heads/, step logs $logs/"
 echo "=============================================="
