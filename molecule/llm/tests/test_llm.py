@@ -60,6 +60,15 @@ def test_instance_is_active_and_ready_on_the_cpu(host):
     assert status == 200 and body["ready"] is True and body["device"] == "cpu", body
 
 
+def test_models_describes_the_registered_file(host):
+    status, text = call(host, "/v1/models")
+    entry = json.loads(text)["models"][0]
+    assert status == 200 and (entry["name"], entry["version"], entry["alias"]) == (NAME, "1", "production")
+    # the GGUF header's metadata, as registered (llm.* tags), and the file actually served
+    assert (entry["architecture"], entry["quantization"], entry["layers"], entry["context_length"]) == ("llama", "Q4_1", 30, 8192)
+    assert entry["model_sha256"] == GGUF_SHA256 and entry["device"] == "cpu"
+
+
 def test_llama_server_runs_as_a_child_with_the_declared_memory_settings(host):
     pid = host.check_output("systemctl show -p MainPID --value %s" % UNIT)
     children = host.check_output("ps -o pid=,user:32=,args= --ppid %s" % pid)
@@ -127,7 +136,9 @@ def test_request_log_chain_verifies_and_a_tampered_copy_does_not(host):
     report = result["logs"][0]
     assert report["ok"] is True and report["entries"] > 3, report
     host.run("rm -rf /tmp/tampered && mkdir /tmp/tampered && cp %s/audit.jsonl /tmp/tampered/" % LOGS)
-    host.run("sed -i '2s/\"status\":200/\"status\":201/' /tmp/tampered/audit.jsonl")
+    # whatever line 2 answered, it now says 999 (its hash no longer matches)
+    assert host.run("sed -i -E '2s/\"status\":[0-9]+/\"status\":999/' /tmp/tampered/audit.jsonl").rc == 0
+    assert '"status":999' in host.check_output("sed -n 2p /tmp/tampered/audit.jsonl")
     result = host.ansible("runlocalai.mlops.request_log_info", "paths=/tmp/tampered/audit.jsonl", check=False, become=True)
     report = result["logs"][0]
     assert report["ok"] is False and report["problems"][0]["line"] == 2, report

@@ -17,6 +17,26 @@ import tempfile
 
 from .errors import InputError
 
+CHUNK = 1 << 20
+
+
+def hash_file(path, hasher=None, chunk=None):
+    """(hasher updated with the file's content, bytes read), read in CHUNK blocks: files of many GiB
+    never sit in memory; an existing hasher continues (a resumed download)."""
+    hasher = hasher or hashlib.sha256()
+    chunk = chunk or CHUNK
+    count = 0
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            hasher.update(block)
+            count += len(block)
+    return hasher, count
+
+
+def file_sha256(path):
+    """SHA-256 (hex) of a file's content."""
+    return hash_file(path)[0].hexdigest()
+
 
 def diff_entry(plan, summarize=False):
     """An Ansible --diff entry for a planned write; large files as a digest only."""

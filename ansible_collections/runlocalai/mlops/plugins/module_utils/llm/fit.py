@@ -41,17 +41,20 @@ import math
 import re
 
 from ..common.errors import InputError
+from ..serving.llamacpp import CACHE_TYPES
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 
 # Bytes per element of a KV cache type: llama.cpp's ggml block sizes (ggml-common.h): q8_0 packs
 # 32 values in 34 bytes (32 x int8 + an f16 scale), q5_1 in 24, q5_0 in 22, q4_1 in 20, q4_0 and
-# iq4_nl in 18. These are the cache types llama-server's --cache-type-k/-v accept.
-CACHE_TYPE_BYTES = {
+# iq4_nl in 18. The names are the ones the service passes to llama-server's --cache-type-k/-v
+# (serving/llamacpp.py CACHE_TYPES, their one definition: a name without a size fails here at import).
+_ELEMENT_BYTES = {
     "f32": 4.0, "f16": 2.0, "bf16": 2.0,
     "q8_0": 34.0 / 32, "q5_1": 24.0 / 32, "q5_0": 22.0 / 32, "q4_1": 20.0 / 32, "q4_0": 18.0 / 32, "iq4_nl": 18.0 / 32,
 }
+CACHE_TYPE_BYTES = dict((name, _ELEMENT_BYTES[name]) for name in CACHE_TYPES)
 DEVICES = ("cpu", "cuda")
 VERDICTS = ("fits", "fits_partial_offload", "does_not_fit")
 

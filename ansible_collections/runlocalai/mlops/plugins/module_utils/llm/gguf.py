@@ -19,14 +19,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import collections
-import hashlib
 import os
 
 from ..common.errors import InputError, MissingDependencyError
+from ..common.files import file_sha256
 
 TAG_PREFIX = "llm."
 FORMAT = "gguf"
-CHUNK = 1 << 20  # the SHA-256 is streamed in 1 MiB blocks
 
 # The metadata, in the order the tags are listed: (field, kind). Tag name = TAG_PREFIX + field.
 # kind: str, int or bool (bools are the tag strings "true"/"false"). One list, read both ways.
@@ -63,15 +62,6 @@ def _gguf():
     except ImportError:
         raise MissingDependencyError("gguf", "reading GGUF model files")
     return gguf
-
-
-def file_sha256(path):
-    """SHA-256 of a file, read in 1 MiB blocks (files of many GiB never sit in memory)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _value(reader, key):

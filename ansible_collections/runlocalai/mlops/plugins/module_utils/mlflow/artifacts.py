@@ -44,10 +44,10 @@ import urllib.request
 from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
 from ..common.errors import InputError, MlopsError
+from ..common.files import CHUNK, file_sha256, hash_file
 from .registry import RegistryError, check_connection
 
 ARTIFACT_ENDPOINT = "/get-artifact"
-CHUNK = 1 << 20
 MIB = float(1 << 20)
 DISK_MARGIN = 64 << 20
 PART_SUFFIX = ".part"
@@ -142,19 +142,6 @@ def check_disk(cache_dir, remaining, margin=DISK_MARGIN):
                             "margin of %s), %s free; nothing was written" % (cache_dir, mib(needed), mib(remaining),
                                                                              mib(margin), mib(free)))
     return disk
-
-
-def file_sha256(path, hasher=None, chunk=CHUNK):
-    """(hasher updated with path's content, bytes read)."""
-    hasher = hasher or hashlib.sha256()
-    count = 0
-    with open(path, "rb") as handle:
-        while True:
-            block = handle.read(chunk)
-            if not block:
-                return hasher, count
-            hasher.update(block)
-            count += len(block)
 
 
 def cache_entries(cache_dir):
@@ -393,7 +380,7 @@ class _Download:
     def hash_of_part(self, size):
         """The running hash of the part's first size bytes (the part is rehashed unless this run wrote it)."""
         if self.hasher is None or self.hashed != size:
-            self.hasher, self.hashed = file_sha256(self.part)
+            self.hasher, self.hashed = hash_file(self.part)
         return self.hasher
 
     def check_total(self, total):
@@ -494,7 +481,7 @@ def _finish(download, final, sha256, mode):
     """Check the part's SHA-256, then move it to the final name (atomic, fsynced)."""
     size = download.part_size()
     if download.hasher is None or download.hashed != size:
-        download.hasher, download.hashed = file_sha256(download.part)
+        download.hasher, download.hashed = hash_file(download.part)
     actual = download.hasher.hexdigest()
     if actual != sha256:
         download.drop_part()
@@ -537,7 +524,7 @@ def _cached(final, size, verify):
     if size is not None and actual != size:
         return False, "the cached file has %d bytes, size says %d" % (actual, size), False
     if verify:
-        digest = file_sha256(final)[0].hexdigest()
+        digest = file_sha256(final)
         if digest != os.path.basename(final)[:64]:
             return False, "the cached file's SHA-256 is %s" % digest, True
     return True, None, False

@@ -24,6 +24,7 @@ import tempfile
 import time
 
 from ..common.environ import scoped_environ
+from ..common.files import file_sha256
 
 try:
     import numpy as np
@@ -283,14 +284,6 @@ def fingerprint(report):
                           for f in report.get("failures", [])]
     stable.pop("latency", None)
     return hashlib.sha256(json.dumps(stable, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")).hexdigest()
-
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _plain(value):

@@ -39,14 +39,8 @@ COMMON_ENDPOINTS = {
     ("GET", "/metrics"): "metrics",
 }
 # The endpoints of a pyfunc instance (kept for callers of the package's API).
-ENDPOINTS = {
-    ("GET", "/health"): "health",
-    ("GET", "/ready"): "ready",
-    ("GET", "/v1/models"): "models",
-    ("POST", "/v1/predict"): "predict",
-    ("POST", "/v1/feedback"): "feedback",
-    ("GET", "/metrics"): "metrics",
-}
+ENDPOINTS = dict(COMMON_ENDPOINTS)
+ENDPOINTS.update(RUNTIMES["pyfunc"].endpoints)
 # The request log's fields of a generation request (LLM runtimes), null when not known.
 LLM_LOG_FIELDS = ("prompt_sha256", "prompt_tokens", "completion_tokens", "finish_reason", "ttft_ms", "tokens_per_second", "stream")
 

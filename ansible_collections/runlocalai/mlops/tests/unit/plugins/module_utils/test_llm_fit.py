@@ -262,3 +262,23 @@ def test_host_from_facts():
     assert fit.host_from_facts({"disks": {"/": {"free_mib": 5}}})["disk_free_bytes"] == 5 * MIB
     with pytest.raises(InputError, match=r"^gpus: the free memory of GPU 1 is not known"):
         fit.judge(inputs(device="cuda"), dict(fit.host_from_facts(facts), name="x", gpu_indices=[1]))
+
+
+def test_every_place_offers_the_cache_types_the_service_passes_to_llama_server():
+    """One list of KV cache types (serving/llamacpp.py): the fit table, the llm_fit_info module's
+    documented choices and the model_server role's argument specs name the same ones."""
+    import pathlib
+
+    import yaml
+
+    from ansible_collections.runlocalai.mlops.plugins.module_utils.serving.llamacpp import CACHE_TYPES
+    from ansible_collections.runlocalai.mlops.plugins.modules import llm_fit_info
+
+    assert list(fit.CACHE_TYPE_BYTES) == list(CACHE_TYPES)
+    doc = yaml.safe_load(llm_fit_info.DOCUMENTATION)["options"]
+    assert doc["cache_type_k"]["choices"] == doc["cache_type_v"]["choices"] == list(CACHE_TYPES)
+    specs = yaml.safe_load((pathlib.Path(fit.__file__).parents[3] / "roles/model_server/meta/argument_specs.yml").read_text())
+    options = specs["argument_specs"]["main"]["options"]
+    entry = options["model_server_models"]["options"]
+    for spec in (entry["cache_type_k"], entry["cache_type_v"], options["model_server_cache_type_k"], options["model_server_cache_type_v"]):
+        assert spec["choices"] == list(CACHE_TYPES)

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from ansible_collections.runlocalai.mlops.plugins.module_utils.common.errors import InputError, MissingDependencyError
+from ansible_collections.runlocalai.mlops.plugins.module_utils.common import files
 from ansible_collections.runlocalai.mlops.plugins.module_utils.llm import gguf
 from ansible_collections.runlocalai.mlops.tests.unit.plugins.fixtures.gguf_files import SMOLLM2_135M, write_gguf
 
@@ -118,8 +119,8 @@ def test_missing_library(tmp_path, monkeypatch):
 
 def test_sha256_is_streamed_in_blocks(tmp_path, monkeypatch):
     path = tmp_path / "blob"
-    path.write_bytes(os.urandom(3 * gguf.CHUNK + 5))
-    monkeypatch.setattr(gguf, "CHUNK", 1 << 16)
+    path.write_bytes(os.urandom(3 * files.CHUNK + 5))
+    monkeypatch.setattr(files, "CHUNK", 1 << 16)
     assert gguf.file_sha256(str(path)) == sha256_of(str(path))
 
 

@@ -10,7 +10,6 @@ import random
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import uuid
 
@@ -25,6 +24,7 @@ from ansible_collections.runlocalai.mlops.plugins.module_utils.mlflow.evaluation
 from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import cli as drift_cli  # noqa: E402
 from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import tables as drift_io  # noqa: E402
 from ansible_collections.runlocalai.mlops.plugins.module_utils import serving as ms  # noqa: E402
+from ansible_collections.runlocalai.mlops.tests.unit.plugins.fixtures.serving import Running  # noqa: E402
 from ansible_collections.runlocalai.mlops.tests.unit.plugins.mlflow_server import (  # noqa: E402,F401 pylint: disable=unused-import
     ADMIN, ADMIN_PASSWORD, mlflow_server)
 
@@ -66,33 +66,6 @@ def make_config(tmp_path, model_uri, **extra):
            "state_dir": str(tmp_path / "state"), "log_dir": str(tmp_path / "log"), "port": 0, "sample_rate": 1.0}
     raw.update(extra)
     return ms.make_config(raw)
-
-
-class Running:
-    """A ModelServer behind the real HTTP layer on an ephemeral loopback port."""
-
-    def __init__(self, app):
-        self.app = app
-        self.httpd = ms.make_http_server(app, "127.0.0.1", 0)
-        self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-        self.session = requests.Session()
-
-    def get(self, path, **kwargs):
-        return self.session.get(self.url + path, timeout=30, **kwargs)
-
-    def post(self, path, payload=None, data=None, **kwargs):
-        if data is None:
-            data = json.dumps(payload)
-        return self.session.post(self.url + path, data=data, headers=kwargs.pop("headers", {"Content-Type": "application/json"}),
-                                 timeout=30, **kwargs)
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.app.close()
-        self.session.close()
 
 
 @pytest.fixture
