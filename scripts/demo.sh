@@ -6,9 +6,11 @@
 #   -> deploy v1 (passes) -> traffic, then a drifted batch -> drift.yml (finds it)
 #   -> deploy v2 (refused by the gate, v1 keeps serving)
 #   -> deploy v3 (passes the gate, fails /ready, rolled back to v1)
-#   -> a local LLM: SmolLM2 registered from its GGUF header, site.yml serves it
-#      (fit checked first), a chat through the endpoint, a declaration that does
-#      not fit (256M, 8192 x 4 slots) refused before any change -> audit.yml
+#   -> a local LLM: SmolLM2 registered from its GGUF header, deployed with the
+#      same deploy_model.yml (hardware fit on each serving host, its evaluation
+#      set answered by its own llama-server, approval, alias, restart), a chat
+#      through the endpoint, a declaration that does not fit (256M, 8192 x 4
+#      slots) refused before any change -> audit.yml
 #
 # Every step's output goes to .cache/demo/logs/; the summary at the end says
 # what passed, what was refused, and where to look. Exit status: 0 when every
@@ -66,7 +68,8 @@ step "deploy v$v2 (weak)" fail "was refused and not deployed" \
 step "deploy v$v3 (unportable)" fail "Rolled back" \
   playbooks/deploy_model.yml -e model=breast-cancer -e version="$v3" -e "$approvals"
 step "register the LLM (smollm2)" ok "" playbooks/demo_llm.yml
-step "site.yml serves smollm2" ok "fits:" playbooks/site.yml
+step "deploy smollm2 v1 (fit, eval set)" ok "is production" \
+  playbooks/deploy_model.yml -e model=smollm2 -e version=1 -e "$approvals"
 step "chat with smollm2" ok "smollm2 answered" playbooks/demo_chat.yml
 step "smollm2 at 8192 x 4 in 256M" fail "does not fit" playbooks/demo_llm_unfit.yml
 step "audit.yml verifies the chains" ok "" playbooks/audit.yml

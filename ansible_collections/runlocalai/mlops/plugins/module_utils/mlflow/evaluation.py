@@ -56,11 +56,12 @@ from .registry import (
     tag_dict,
 )
 
-HIGHER_IS_BETTER = frozenset(["accuracy", "precision", "recall", "f1", "roc_auc", "r2"])
+# Metric names of both gates: pyfunc models (here) and LLMs (llm/evaluation.py: score, ttft_*, tokens_per_second).
+HIGHER_IS_BETTER = frozenset(["accuracy", "precision", "recall", "f1", "roc_auc", "r2", "score", "tokens_per_second"])
 LOWER_IS_BETTER = frozenset(["rmse", "mae", "mape", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
                              "max_disparity", "demographic_parity_difference", "equal_opportunity_difference",
-                             "memory_estimate_mb", "model_size_mb"])
-NON_DETERMINISTIC = frozenset(["latency_p50_ms", "latency_p95_ms", "latency_p99_ms"])
+                             "memory_estimate_mb", "model_size_mb", "ttft_p50_ms", "ttft_p95_ms"])
+NON_DETERMINISTIC = frozenset(["latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "ttft_p50_ms", "ttft_p95_ms", "tokens_per_second"])
 _THRESHOLD_RE = re.compile(r"^\s*(>=|<=|==|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 _OPS = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b,
         "==": lambda a, b: abs(a - b) <= 1e-12}
