@@ -9,8 +9,9 @@
 #   -> a local LLM: SmolLM2 registered from its GGUF header, deployed with the
 #      same deploy_model.yml (hardware fit on each serving host, its evaluation
 #      set answered by its own llama-server, approval, alias, restart), a chat
-#      through the endpoint, a declaration that does not fit (256M, 8192 x 4
-#      slots) refused before any change -> audit.yml
+#      through the endpoint, chat traffic then long documents -> drift.yml finds
+#      the shift in prompt lengths, a declaration that does not fit (256M,
+#      8192 x 4 slots) refused before any change -> audit.yml
 #
 # Every step's output goes to .cache/demo/logs/; the summary at the end says
 # what passed, what was refused, and where to look. Exit status: 0 when every
@@ -71,6 +72,9 @@ step "register the LLM (smollm2)" ok "" playbooks/demo_llm.yml
 step "deploy smollm2 v1 (fit, eval set)" ok "is production" \
   playbooks/deploy_model.yml -e model=smollm2 -e version=1 -e "$approvals"
 step "chat with smollm2" ok "smollm2 answered" playbooks/demo_chat.yml
+step "LLM traffic" ok "" playbooks/demo_llm_traffic.yml
+step "LLM traffic, long prompts" ok "" playbooks/demo_llm_traffic.yml -e demo_drifted=true
+step "drift.yml finds the prompt shift" ok "smollm2 ([^)]*prompt_tokens" playbooks/drift.yml
 step "smollm2 at 8192 x 4 in 256M" fail "does not fit" playbooks/demo_llm_unfit.yml
 step "audit.yml verifies the chains" ok "" playbooks/audit.yml
 

@@ -1,5 +1,6 @@
 """The LLM through the lifecycle playbooks, driven from the controller as an operator drives them (after
-test_llm.py; version 1 was deployed by the side effect through deploy_model.yml): a copy of the model with
+test_llm.py; version 1 was deployed by the side effect through deploy_model.yml, registered with the demo's
+reference usage): long documents pasted for a summary are found by drift.yml (prompt_tokens); a copy of the model with
 random weights (same architecture, header and tokenizer) is refused by the gate, with the alias and the
 running service untouched and the refusal audited; a relabelled copy (the same weights, another file) passes
 and is rolled out as v3; rollback.yml goes back to v1 from the host's GGUF cache, downloading nothing."""
@@ -66,8 +67,8 @@ def alias_version():
 
 def served():
     node = host()
-    answer = node.check_output("curl -sSf -H 'Authorization: Bearer %s' http://%s:%d/v1/models", secret("api-token"),
-                               node.check_output("hostname -I").split()[0], PORT)
+    answer = node.check_output("curl -sSf -H 'Authorization: Bearer %s' http://%s:%s/v1/models", secret("api-token"),
+                               node.check_output("hostname -I").split()[0], str(PORT))
     return json.loads(answer)["models"][0]
 
 
@@ -95,7 +96,30 @@ def copy_of(kind, dest, *extra):
 
 
 @pytest.fixture(scope="module")
-def refused():
+def drifted():
+    node = host()
+    address = node.check_output("hostname -I").split()[0]
+    env = dict(os.environ, MODEL_API_TOKEN=secret("api-token"))
+    sent = subprocess.run([sys.executable, str(PROJECT / "playbooks" / "files" / "demo" / "send_chat.py"), "http://%s:%d" % (address, PORT),
+                           str(PROJECT / "playbooks" / "files" / "demo" / "llm-prompts-long.txt"), "--repeat", "3"],
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900, check=False)
+    assert sent.returncode == 0, sent.stdout
+    return playbook(PROJECT / "playbooks" / "drift.yml")
+
+
+@pytest.fixture(scope="module")
+def unfit(drifted):
+    """The deployment of v1 with the host declaring 4 slots of 8192 tokens in 256M (extra vars win over the inventory)."""
+    before = main_pid()
+    declared = {"model_server_models": [{"name": NAME, "alias": "production", "port": PORT, "memory_max": "256M",
+                                         "ctx_per_slot": 8192, "parallel": 4}]}
+    rc, output = playbook(PROJECT / "playbooks" / "deploy_model.yml", "-e", "model=" + NAME, "-e", "version=1", "-e", APPROVAL,
+                          "-e", json.dumps(declared))
+    return before, rc, output
+
+
+@pytest.fixture(scope="module")
+def refused(unfit):
     before = {"alias": alias_version(), "pid": main_pid(), "served": served()["version"]}
     version = register(copy_of("scrambled", EPHEMERAL / "SmolLM2-random.Q4_1.gguf"))
     rc, output = playbook(PROJECT / "playbooks" / "deploy_model.yml", "-e", "model=" + NAME, "-e", "version=" + version, "-e", APPROVAL)
@@ -114,6 +138,24 @@ def rolled_back(deployed):
     inodes = cache_inodes()
     rc, output = playbook(PROJECT / "playbooks" / "rollback.yml", "-e", "model=" + NAME)
     return inodes, rc, output
+
+
+def test_drift_yml_finds_the_longer_prompts(drifted):
+    rc, output = drifted
+    said = " ".join(output.split())
+    assert rc == 0, output[-4000:]
+    assert re.search(r"WARNING drift found: .*%s/%s \([^)]*prompt_tokens" % (HOST, NAME), said), output[-4000:]
+    assert host().service("runlocalai-model-drift@%s.timer" % NAME).is_enabled
+
+
+def test_a_declaration_that_does_not_fit_is_refused_at_the_gate(unfit):
+    before, rc, output = unfit
+    said = " ".join(output.split())
+    assert rc != 0 and "smollm2 v1 was refused and not deployed" in said, output[-4000:]
+    assert re.search(r"hardware fit on %s: .*does not fit.*720 MiB.*256 MiB" % HOST, said), output[-4000:]
+    # Refused before the evaluation set was run.
+    assert re.search(r"Gate \| the evaluation set, answered by smollm2\] \*+ skipping: \[localhost\]", said), output[-4000:]
+    assert main_pid() == before and alias_version() == "1"
 
 
 def test_random_weights_are_refused_by_the_gate_and_nothing_changes(refused):

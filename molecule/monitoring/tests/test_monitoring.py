@@ -26,6 +26,8 @@ ALERTS = [
     "ModelLatencyP95High",
     "ModelDataDrift",
     "ModelConfidenceDrop",
+    "ModelLlmTimeToFirstTokenHigh",
+    "ModelLlmSlotsSaturated",
     "ModelAccuracyLow",
     "HostCpuPressure",
     "HostMemoryPressure",

@@ -64,6 +64,14 @@ options:
       - Extra tags on a new version and its run. Names starting with C(llm.) are refused (they hold the file's metadata).
     type: dict
     default: {}
+  reference_profile:
+    description:
+      - A drift reference profile of the model's expected usage (a JSON file written by
+        M(runlocalai.mlops.drift_check) with O(runlocalai.mlops.drift_check#module:profile_path), from a sample of requests with
+        columns such as C(prompt_tokens) and C(completion_tokens)). Stored in the run as C(drift/reference_profile.json), where
+        the model_server role's drift timer reads it, and its content hash as the version's tag C(drift.reference_profile).
+      - For a version found by its file, a profile whose hash differs from the tag is uploaded again (the tag follows).
+    type: path
 notes:
   - The SHA-256 of the file is computed on every run (it streams the whole file, about 1 to 2 seconds per GiB).
   - The tags written, one per metadata field, are C(llm.format) (V(gguf)), C(llm.architecture), C(llm.name), C(llm.file_name),
@@ -91,6 +99,17 @@ EXAMPLES = r"""
     tags:
       source: https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct
   register: llm
+
+- name: Build the reference profile of the expected usage (prompt and completion tokens per request)
+  runlocalai.mlops.drift_check:
+    reference: files/llm-usage.csv
+    profile_path: /tmp/smollm2-usage-profile.json
+
+- name: Register it with that profile, so its drift timer watches how it is used
+  runlocalai.mlops.mlflow_gguf_model:
+    name: smollm2-135m-instruct
+    path: /srv/models/SmolLM2-135M-Instruct.Q4_1.gguf
+    reference_profile: /tmp/smollm2-usage-profile.json
 
 - name: Show what was registered
   ansible.builtin.debug:
@@ -176,6 +195,7 @@ def main():
             alias=dict(type="str"),
             description=dict(type="str"),
             tags=dict(type="dict", default={}),
+            reference_profile=dict(type="path"),
         ),
         mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE,
         libraries=("requests",),
@@ -193,7 +213,7 @@ def main():
         result["metadata"] = meta
         try:
             client = client_from_params(p)
-            spec = dict((key, p[key]) for key in ("name", "path", "experiment_name", "alias", "description", "tags"))
+            spec = dict((key, p[key]) for key in ("name", "path", "experiment_name", "alias", "description", "tags", "reference_profile"))
             result.update(register(client, spec, meta, check=module.check_mode))
         except RegistryError as exc:
             module.fail_json(msg=str(exc), **result)

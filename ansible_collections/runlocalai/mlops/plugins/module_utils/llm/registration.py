@@ -10,6 +10,12 @@ llm.artifact_path, so a role reads the fit of a version from its tags without do
 file, and knows what to download. A version whose llm.sha256 tag is the file's SHA-256 is the
 same file: nothing is registered again.
 
+With a drift reference profile (written by drift_check's profile_path from a sample of the model's
+expected usage: prompt_tokens, completion_tokens, ...), the run also holds
+``drift/reference_profile.json``, where the model_server role's drift timer looks for it, and the
+version carries its content hash (tag drift.reference_profile); a changed profile is uploaded again
+to the version's run, the same file is not.
+
 Talks to the MLflow REST API with the registry client (mlflow/registry.py, ``requests``); the
 file goes to the tracking server's artifact proxy (``mlflow-artifacts:``, what ``mlflow server``
 serves by default), streamed. A run whose artifacts live elsewhere (s3://, a shared path) is
@@ -30,6 +36,7 @@ import time
 
 from ..common.environ import scoped_environ
 from ..common.errors import InputError, MissingDependencyError
+from ..drift.profiles import load_profile
 from ..mlflow.registry import ALIAS_RE, NotFound, RegistryError, alias_dict, tag_dict
 from .gguf import TAG_PREFIX, metadata_tags
 
@@ -39,6 +46,19 @@ TAG_SHA256 = TAG_PREFIX + "sha256"
 # Where the file is in the run's artifacts (model/<file name>): what a host downloads.
 TAG_ARTIFACT_PATH = TAG_PREFIX + "artifact_path"
 DEFAULT_EXPERIMENT = "llm-registrations"
+# Where the drift timer of the model_server role reads the reference profile of a version's run.
+PROFILE_ARTIFACT = "drift/reference_profile.json"
+TAG_PROFILE = "drift.reference_profile"
+
+
+def profile_hash(path):
+    """The content hash of a drift reference profile file (InputError naming reference_profile)."""
+    if path is None:
+        return None
+    try:
+        return load_profile(path)["content_hash"]
+    except InputError as exc:
+        raise InputError("reference_profile: %s" % str(exc).replace("reference: ", "", 1))
 
 
 def check_alias(alias):
@@ -134,12 +154,23 @@ def _upload_with_mlflow(client, run_id, artifact_uri, artifact_path, local_path)
             raise RegistryError("uploading %s to %s failed: %s" % (artifact_path, artifact_uri, text))
 
 
+def _upload_named(client, run_id, artifact_uri, artifact_path, local_path):
+    """upload() of a file whose name differs from the artifact's (a copy under the right name)."""
+    workdir = tempfile.mkdtemp(prefix="runlocalai-llm-")
+    try:
+        named = os.path.join(workdir, artifact_path.rpartition("/")[2])
+        shutil.copyfile(local_path, named)
+        upload(client, run_id, artifact_uri, artifact_path, named)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def register(client, spec, meta, check=False):
     """Register the GGUF file spec['path'] (metadata meta, read by gguf.read_metadata) as a version
     of spec['name'].
 
     spec: name, path, experiment_name, alias, description, tags (extra tags on the run and the
-    version). Returns dict: changed, version, run_id, source, artifact_path, alias, actions,
+    version), reference_profile (a drift reference profile file, or None). Returns dict: changed, version, run_id, source, artifact_path, alias, actions,
     tags (the version's llm.* and extra tags). In check mode nothing is written and version and
     run_id are None when they would be created.
     """
@@ -155,6 +186,10 @@ def register(client, spec, meta, check=False):
     version_tags = dict(extra)
     version_tags.update(metadata_tags(meta))
     version_tags[TAG_ARTIFACT_PATH] = artifact_path
+    profile = spec.get("reference_profile")
+    digest = profile_hash(profile)
+    if digest:
+        version_tags[TAG_PROFILE] = digest
     result = {"changed": False, "name": name, "version": None, "run_id": None, "source": None, "artifact_path": artifact_path,
               "alias": alias, "actions": [], "tags": version_tags}
 
@@ -163,6 +198,16 @@ def register(client, spec, meta, check=False):
     if existing is not None:
         version = str(existing["version"])
         result.update(version=version, run_id=existing.get("run_id") or None, source=existing.get("source"), tags=tag_dict(existing))
+        if digest and result["tags"].get(TAG_PROFILE) != digest:
+            if not result["run_id"]:
+                raise RegistryError("reference_profile: version %s of %r has no run to hold the profile" % (version, name))
+            result["actions"].append("log_artifact %s" % PROFILE_ARTIFACT)
+            result["changed"] = True
+            result["tags"][TAG_PROFILE] = digest
+            if not check:
+                info = client.call("GET", "runs/get", params={"run_id": result["run_id"]})["run"]["info"]
+                _upload_named(client, result["run_id"], info["artifact_uri"], PROFILE_ARTIFACT, profile)
+                client.set_version_tag(name, version, TAG_PROFILE, digest)
         if alias and alias_dict(model).get(alias) != version:
             result["actions"].append("set_alias")
             result["changed"] = True
@@ -173,6 +218,8 @@ def register(client, spec, meta, check=False):
     experiment_id = _experiment_id(client, spec.get("experiment_name") or DEFAULT_EXPERIMENT, create=False)
     actions = [] if experiment_id is not None else ["create_experiment"]
     actions += ["create_run", "log_artifact %s" % artifact_path, "log_artifact %s/%s" % (ARTIFACT_DIR, METADATA_FILE)]
+    if digest:
+        actions.append("log_artifact %s" % PROFILE_ARTIFACT)
     if model is None:
         actions.append("create_model")
     actions.append("create_version")
@@ -202,6 +249,8 @@ def register(client, spec, meta, check=False):
             upload(client, run_id, artifact_uri, "%s/%s" % (ARTIFACT_DIR, METADATA_FILE), meta_path)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+        if digest:
+            _upload_named(client, run_id, artifact_uri, PROFILE_ARTIFACT, profile)
     except Exception:
         client.call("POST", "runs/update", body={"run_id": run_id, "status": "FAILED", "end_time": int(time.time() * 1000)})
         raise

@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.runlocalai.mlops.plugins.module_utils.llm import gguf, registration
 from ansible_collections.runlocalai.mlops.plugins.module_utils.mlflow.registry import RegistryClient, alias_dict, tag_dict
-from ansible_collections.runlocalai.mlops.plugins.modules import mlflow_gguf_model
+from ansible_collections.runlocalai.mlops.plugins.modules import drift_check, mlflow_gguf_model
 from ansible_collections.runlocalai.mlops.tests.unit.plugins.fixtures.gguf_files import write_gguf
 from ansible_collections.runlocalai.mlops.tests.unit.plugins.mlflow_server import mlflow_server  # noqa: F401 pylint: disable=unused-import
 
@@ -133,3 +133,50 @@ def test_a_store_the_server_does_not_serve_is_written_with_mlflow(run_module, ml
     assert download(client, result["run_id"], "model/via-mlflow.gguf") == path.read_bytes()
     assert json.loads(download(client, result["run_id"], "model/llm.json").decode())["sha256"] == result["metadata"]["sha256"]
     assert "MLFLOW_TRACKING_USERNAME" not in os.environ  # put back as it was
+
+
+def usage_profile(run_module, tmp_path, name, prompt_tokens):
+    """A drift reference profile of usage records (drift_check builds it, as an operator would)."""
+    data = tmp_path / (name + ".csv")
+    data.write_text("prompt_tokens,completion_tokens\n" + "".join("%d,%d\n" % (p, 8 + p % 5) for p in prompt_tokens))
+    profile = tmp_path / (name + ".json")
+    result = run_module(drift_check, {"reference": str(data), "profile_path": str(profile)})
+    assert result["failed"] is False, result.get("msg")
+    return profile
+
+
+def test_a_reference_profile_goes_with_the_version(run_module, mlflow_server, client, tmp_path):  # noqa: F811
+    path = tmp_path / "tiny-llama.Q8_0.gguf"
+    write_gguf(path, seed=11)
+    profile = usage_profile(run_module, tmp_path, "usage", range(20, 80))
+    digest = json.loads(profile.read_text())["content_hash"]
+    first = run_module(mlflow_gguf_model, args(mlflow_server, name="llm-profile", path=str(path), reference_profile=str(profile)))
+    assert first["failed"] is False, first.get("msg")
+    assert "log_artifact drift/reference_profile.json" in first["actions"]
+    assert download(client, first["run_id"], "drift/reference_profile.json") == profile.read_bytes()
+    assert tag_dict(client.get_version("llm-profile", first["version"]))["drift.reference_profile"] == digest
+
+    again = run_module(mlflow_gguf_model, args(mlflow_server, name="llm-profile", path=str(path), reference_profile=str(profile)))
+    assert again["changed"] is False and again["actions"] == []
+
+    # Another profile for the same file: uploaded to the version's run, the tag follows (check mode first).
+    other = usage_profile(run_module, tmp_path, "usage-long", range(200, 260))
+    checked = run_module(mlflow_gguf_model, args(mlflow_server, name="llm-profile", path=str(path), reference_profile=str(other)),
+                         check_mode=True)
+    assert checked["changed"] is True and checked["actions"] == ["log_artifact drift/reference_profile.json"]
+    assert download(client, first["run_id"], "drift/reference_profile.json") == profile.read_bytes()
+    moved = run_module(mlflow_gguf_model, args(mlflow_server, name="llm-profile", path=str(path), reference_profile=str(other)))
+    assert moved["changed"] is True and moved["version"] == first["version"]
+    assert download(client, first["run_id"], "drift/reference_profile.json") == other.read_bytes()
+    assert tag_dict(client.get_version("llm-profile", first["version"]))["drift.reference_profile"] == json.loads(other.read_text())["content_hash"]
+
+
+def test_a_bad_reference_profile_is_refused_before_anything_is_written(run_module, mlflow_server, client, tmp_path):  # noqa: F811
+    path = tmp_path / "tiny-llama.Q8_0.gguf"
+    write_gguf(path, seed=12)
+    broken = tmp_path / "profile.json"
+    broken.write_text('{"format": "something else"}')
+    for profile, message in ((broken, "is not a drift reference profile"), (tmp_path / "none.json", "cannot read profile")):
+        result = run_module(mlflow_gguf_model, args(mlflow_server, name="llm-bad-profile", path=str(path), reference_profile=str(profile)))
+        assert result["failed"] is True and result["msg"].startswith("reference_profile: ") and message in result["msg"], result["msg"]
+    assert client.get_model("llm-bad-profile") is None
