@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, ROOT)
 
 from ansible_collections.runlocalai.mlops.plugins.module_utils.llm import fit, gguf  # noqa: E402
+from ansible_collections.runlocalai.mlops.plugins.module_utils.serving.llamacpp import free_port  # noqa: E402
 
 MIB = 1024 * 1024
 # What `make setup` builds and unpacks, linked under .cache/llm/ (scripts/setup.sh).
@@ -62,14 +62,6 @@ def build_info(server):
     source = [line.split("=", 1)[1].split()[0] for line in lines if line.startswith("source=")]
     flags = [line.split("=", 1)[1] for line in lines if line.startswith("flag=")]
     return "%s, %d build flags" % (source[0] if source else "unknown source", len(flags))
-
-
-def free_port():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def http(url, body=None, timeout=3600):

@@ -11,12 +11,14 @@ module-scoped fixture, and the tests read its result and the real state it left.
 import json
 import os
 import re
-import shlex
-import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import testinfra
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+from molecule_probes import lifecycle_audit_entries, run_from_controller  # noqa: E402  (molecule/shared is not a package)
 
 PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
@@ -31,14 +33,7 @@ RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+f
 
 def playbook(name, *args):
     """Run playbooks/NAME against this scenario's inventory; (rc, output)."""
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")  # molecule forces colour
-    config = EPHEMERAL / "ansible.cfg"
-    if config.exists():
-        env["ANSIBLE_CONFIG"] = str(config)
-    done = subprocess.run(["ansible-playbook", "-i", INVENTORY, str(PLAYBOOKS / name), *args],
-                          env=env, cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, timeout=1800, check=False)
-    return done.returncode, done.stdout
+    return run_from_controller(["ansible-playbook", "-i", INVENTORY, str(PLAYBOOKS / name), *args])
 
 
 def recap(output):
@@ -83,10 +78,7 @@ def served_version(name):
 
 def audit_entries(name):
     """Every entry of the lifecycle audit chain on a host, oldest first."""
-    code = ("import json, sqlite3; c = sqlite3.connect('file:/var/lib/runlocalai/audit/lifecycle.db?mode=ro', uri=True); "
-            "print(json.dumps([dict(zip([d[0] for d in q.description], r)) for q in [c.execute('select * from audit_log order by seq')] "
-            "for r in q.fetchall()]))")
-    return json.loads(host(name).check_output("python3 -c %s" % shlex.quote(code)))
+    return lifecycle_audit_entries(host(name))
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,15 @@ and is rolled out as v3; rollback.yml goes back to v1 from the host's GGUF cache
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import testinfra
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+from molecule_probes import lifecycle_audit_entries, run_from_controller  # noqa: E402  (molecule/shared is not a package)
 
 PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
@@ -28,18 +30,8 @@ FIXTURES = PROJECT / "ansible_collections" / "runlocalai" / "mlops" / "tests" / 
 APPROVAL = '{"lifecycle_approvals": [{"approver": "ml-lead", "comment": "molecule"}]}'
 
 
-def run(args, timeout=1800):
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    config = EPHEMERAL / "ansible.cfg"
-    if config.exists():
-        env["ANSIBLE_CONFIG"] = str(config)
-    done = subprocess.run(args, env=env, cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=timeout, check=False)
-    return done.returncode, done.stdout
-
-
 def playbook(path, *args):
-    return run(["ansible-playbook", "-i", INVENTORY, str(path), *args])
+    return run_from_controller(["ansible-playbook", "-i", INVENTORY, str(path), *args])
 
 
 def register(path):
@@ -83,14 +75,11 @@ def cache_inodes():
 
 
 def audit_entries():
-    code = ("import json, sqlite3; c = sqlite3.connect('file:/var/lib/runlocalai/audit/lifecycle.db?mode=ro', uri=True); "
-            "print(json.dumps([dict(zip([d[0] for d in q.description], r)) for q in [c.execute('select * from audit_log order by seq')] "
-            "for r in q.fetchall()]))")
-    return json.loads(host().check_output("python3 -c %s" % shlex.quote(code)))
+    return lifecycle_audit_entries(host())
 
 
 def copy_of(kind, dest, *extra):
-    rc, output = run([sys.executable, str(FIXTURES), kind, str(GGUF), str(dest), *extra], timeout=300)
+    rc, output = run_from_controller([sys.executable, str(FIXTURES), kind, str(GGUF), str(dest), *extra], timeout=300)
     assert rc == 0, output
     return dest
 

@@ -38,7 +38,6 @@ import json
 import math
 import os
 import re
-import secrets
 import time
 
 from ..common.errors import InputError, MlopsError
@@ -46,7 +45,7 @@ from ..common.files import file_sha256
 from ..mlflow.artifacts import fetch_to_cache
 from ..mlflow.evaluation import check_thresholds, compare_champion, validate_threshold_names
 from ..mlflow.registry import alias_dict, tag_dict
-from ..serving.llamacpp import LlamaServer, free_port, server_argv
+from ..serving.llamacpp import loopback_server
 from .gguf import FORMAT, TAG_PREFIX
 
 try:
@@ -287,11 +286,7 @@ def check_run(llama_server, evalset, ctx_size):
 def run_eval_set(llama_server, gguf_path, evalset, ctx_size=2048, threads=2, load_timeout=120, name="candidate"):
     """Every item through a scratch llama-server on gguf_path: the per-item results, in order."""
     check_run(llama_server, evalset, ctx_size)
-    port = free_port()
-    key = secrets.token_hex(24)
-    env = dict((k, v) for k, v in os.environ.items() if not k.startswith("LLAMA_ARG_"))
-    env["LLAMA_API_KEY"] = key
-    server = LlamaServer(server_argv(scratch_config(llama_server, gguf_path, ctx_size, threads, name), port), port, key, env)
+    server = loopback_server(scratch_config(llama_server, gguf_path, ctx_size, threads, name))
     try:
         server.start()
         try:

@@ -473,6 +473,18 @@ class LlamaServer:
         self.exited.wait(STOP_GRACE)
 
 
+
+def loopback_server(config):
+    """A LlamaServer (not started) for an instance configuration: server_argv() on a free loopback
+    port, a random API key in its environment (LLAMA_API_KEY, not argv), and none of the caller's
+    LLAMA_ARG_* variables (llama-server would take them as flags)."""
+    port = free_port()
+    key = secrets.token_hex(24)
+    env = dict((k, v) for k, v in os.environ.items() if not k.startswith("LLAMA_ARG_"))
+    env["LLAMA_API_KEY"] = key
+    return LlamaServer(server_argv(config, port), port, key, env)
+
+
 def verify_model(path, expected, marker):
     """Check the GGUF file's SHA-256 against the configuration's (once per file: a marker file keeps
     the verified path, size and mtime, so a restart of an unchanged file reads nothing)."""
@@ -521,11 +533,7 @@ class LlamaCppRuntime(Runtime):
         if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
             raise RuntimeError("llama_server %s: not an executable file" % binary)
         verify_model(config["model_path"], config["model_sha256"], os.path.join(config["state_dir"], "model-verified.json"))
-        port = free_port()
-        env = dict((k, v) for k, v in os.environ.items() if not k.startswith("LLAMA_ARG_"))
-        key = secrets.token_hex(24)
-        env["LLAMA_API_KEY"] = key
-        child = LlamaServer(server_argv(config, port), port, key, env)
+        child = loopback_server(config)
         child.on_exit = lambda message: self._child_exited(child, message)
         with self.lock:
             if self.stopping.is_set():
