@@ -473,7 +473,6 @@ class LlamaServer:
         self.exited.wait(STOP_GRACE)
 
 
-
 def loopback_server(config):
     """A LlamaServer (not started) for an instance configuration: server_argv() on a free loopback
     port, a random API key in its environment (LLAMA_API_KEY, not argv), and none of the caller's
