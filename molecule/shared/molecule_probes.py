@@ -21,10 +21,10 @@ def wait_for(probe, what, timeout=120, interval=3):
     pytest.fail("gave up waiting for %s (last: %r)" % (what, last))
 
 
-def run_from_controller(args, timeout=1800):
+def run_from_controller(args, timeout=1800, env=None):
     """Run a command (ansible-playbook, a script) from the controller as an operator would, with this
-    scenario's Ansible configuration and no colour; (rc, output)."""
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")  # molecule forces colour
+    scenario's Ansible configuration and no colour (and the variables of env added); (rc, output)."""
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", **(env or {}))  # molecule forces colour
     config = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "ansible.cfg")
     if os.path.exists(config):
         env["ANSIBLE_CONFIG"] = config

@@ -25,6 +25,8 @@ NAME = "breast-cancer"
 VERSION = "1"  # deployed by the side effect
 CANARY = "bc-canary"
 PENDING = "bc-next"
+LLM = "smollm2"  # the LLM beside it (tests/test_llm.py)
+LLM_PORT = 8090
 UNIT = "runlocalai-model@%s" % NAME
 DRIFT = "runlocalai-model-drift@%s" % NAME
 PORT = 8080
@@ -285,14 +287,17 @@ def test_prometheus_scrapes_every_target_up(host):
 
     targets = wait_for(all_up, "every scrape target up")
     jobs = sorted(t["labels"]["job"] for t in targets)
-    assert jobs == ["alertmanager", "mlflow", "model_server", "node", "node", "prometheus"], jobs
-    model = [t for t in targets if t["labels"]["job"] == "model_server"][0]
-    assert model["scrapeUrl"] == "http://%s:%d/metrics" % (serving, PORT)
-    assert (model["labels"]["instance"], model["labels"]["model_service"]) == (SERVING, NAME)
+    # one model_server target per declared instance: the pyfunc and the LLM (test_llm.py)
+    assert jobs == ["alertmanager", "mlflow", "model_server", "model_server", "node", "node", "prometheus"], jobs
+    models = sorted((t["labels"]["model_service"], t["labels"]["instance"], t["scrapeUrl"])
+                    for t in targets if t["labels"]["job"] == "model_server")
+    assert models == [(NAME, SERVING, "http://%s:%d/metrics" % (serving, PORT)),
+                      (LLM, SERVING, "http://%s:%d/metrics" % (serving, LLM_PORT))], models
     assert sorted(t["labels"]["instance"] for t in targets if t["labels"]["job"] == "node") == [MONITOR, SERVING]
-    # the model service's own series reached Prometheus
+    # the model services' own series reached Prometheus
     ready = api(mon, "/api/v1/query?query=" + quote('mlops_model_ready{job="model_server"}'))["data"]["result"]
-    assert [(r["metric"]["model"], r["metric"]["version"], r["value"][1]) for r in ready] == [(NAME, VERSION, "1")]
+    assert sorted((r["metric"]["model"], r["metric"]["version"], r["value"][1]) for r in ready) == [
+        (NAME, VERSION, "1"), (LLM, "1", "1")]
 
 
 def test_zy_a_stopped_model_service_fires_model_service_down(host):
@@ -320,7 +325,7 @@ def test_zy_a_stopped_model_service_fires_model_service_down(host):
     wait_for(lambda: host.run("curl -sf -o /dev/null %s/ready" % url(host)).rc == 0, "the model service ready again")
 
     def scraped_up():
-        result = api(mon, "/api/v1/query?query=" + quote('up{job="model_server"}'))["data"]["result"]
+        result = api(mon, "/api/v1/query?query=" + quote('up{job="model_server",model_service="%s"}' % NAME))["data"]["result"]
         return result and result[0]["value"][1] == "1"
 
     wait_for(scraped_up, "Prometheus scraping the model service again")

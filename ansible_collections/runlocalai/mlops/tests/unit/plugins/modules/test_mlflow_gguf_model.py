@@ -36,8 +36,9 @@ def test_register_once_per_file_content(run_module, mlflow_server, client, tmp_p
     path = tmp_path / "tiny-llama.Q8_0.gguf"
     write_gguf(path, seed=1)
     meta = gguf.read_metadata(str(path))
+    # Its own experiment: the session's server is shared with other files' registrations (in the default experiment).
     first = run_module(mlflow_gguf_model, args(mlflow_server, name="llm-once", path=str(path), description="tiny test model",
-                                               tags={"team": "nlp"}))
+                                               tags={"team": "nlp"}, experiment_name="llm-once"))
     assert first["failed"] is False, first.get("msg")
     assert first["changed"] is True and first["version"] == "1" and first["run_id"]
     assert first["artifact_path"] == "model/tiny-llama.Q8_0.gguf"
@@ -66,7 +67,7 @@ def test_register_once_per_file_content(run_module, mlflow_server, client, tmp_p
     # Another file (other weights) is a new version; the experiment is there now.
     other = tmp_path / "tiny-llama.Q4_0.gguf"
     write_gguf(other, seed=2)
-    second = run_module(mlflow_gguf_model, args(mlflow_server, name="llm-once", path=str(other)))
+    second = run_module(mlflow_gguf_model, args(mlflow_server, name="llm-once", path=str(other), experiment_name="llm-once"))
     assert second["changed"] is True and second["version"] == "2"
     assert second["actions"] == ["create_run", "log_artifact model/tiny-llama.Q4_0.gguf", "log_artifact model/llm.json",
                                  "create_version"]

@@ -1,5 +1,6 @@
-"""Verify the LLM path on the Debian 13 host: smollm2 (SmolLM2-135M-Instruct, Q4_1 GGUF) registered by the
-side effect is served by llama-server behind the model service, through real HTTP on the container address,
+"""Verify the LLM path on the serving host (Debian 13): smollm2 (SmolLM2-135M-Instruct, Q4_1 GGUF), registered
+and deployed through deploy_model.yml by the side effect, is served by llama-server behind the model service
+(beside the pyfunc breast-cancer), through real HTTP on the container address,
 with the bearer token, streaming, metrics, a request log without raw text whose hash chain verifies, the
 GGUF file in the sha256-keyed cache, and the unit's sandbox."""
 
@@ -9,12 +10,13 @@ import shlex
 import sys
 from pathlib import Path
 
+import jinja2  # what Ansible renders the role's templates with
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 from molecule_probes import wait_for  # noqa: E402  (molecule/shared is not a package)
 
-testinfra_hosts = ["ansible://llm-debian13"]
+testinfra_hosts = ["ansible://default-debian13"]
 
 NAME = "smollm2"
 UNIT = "runlocalai-model@%s" % NAME
@@ -163,6 +165,27 @@ def test_gguf_is_cached_by_sha256_and_readable_by_the_service_only(host):
 def test_unit_sandboxing_score_at_most_2(host):
     result = host.run("systemd-analyze security --threshold=20 --no-pager %s.service" % UNIT)
     assert result.rc == 0, result.stdout[-3000:]
+
+
+def test_a_cuda_instance_scores_at_most_3_5(host):
+    """device: cuda relaxes PrivateDevices (the NVIDIA device nodes, nothing else): the unit with the role's own
+    drop-in for a CUDA instance, rendered from its template, still scores at most 3.5 (no GPU here: the
+    score is the manager's reading of the unit, which need not start)."""
+    role = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / "ansible_collections/runlocalai/mlops/roles/model_server"
+    template = jinja2.Template((role / "templates" / "instance-limits.conf.j2").read_text())
+    dropin = template.render(ansible_managed="test", __model_server_runtime="llamacpp",
+                             __model_server_m={"memory_max": "8G", "cpu_quota": "400%", "device": "cuda", "gpus": [0, 1]})
+    assert "PrivateDevices=no" in dropin and "CUDA_VISIBLE_DEVICES=0,1" in dropin, dropin
+    unit = "runlocalai-model@cuda-probe.service"
+    directory = "/etc/systemd/system/%s.d" % unit
+    host.run_expect([0], "mkdir -p %s && printf %%s %s > %s/limits.conf && systemctl daemon-reload"
+                    % (directory, shlex.quote(dropin), directory))
+    try:
+        assert host.check_output("systemctl show -p PrivateDevices --value %s" % unit) == "no"
+        result = host.run("systemd-analyze security --threshold=35 --no-pager %s" % unit)
+        assert result.rc == 0, result.stdout[-3000:]
+    finally:
+        host.run("rm -rf %s && systemctl daemon-reload" % directory)
 
 
 @pytest.mark.parametrize("prop,value", [("User", SVC), ("PrivateDevices", "yes"), ("MemoryMax", str(1024 ** 3)),
