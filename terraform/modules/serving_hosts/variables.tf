@@ -1,10 +1,11 @@
 variable "name_prefix" {
-  description = "Prefix of resource names (instances are named <name_prefix>-<host name>)."
+  description = "Prefix of resource names (instances are named <name_prefix>-<host name>; IAM roles <name_prefix>-serving-..., which caps it at 29 characters)."
   type        = string
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{0,30}[a-z0-9]$", var.name_prefix))
-    error_message = "The name_prefix must be 2-32 characters of lower case letters, digits and '-', starting with a letter."
+    # 29: AWS allows 38 characters in an IAM role's name_prefix, and "-serving-" takes 9.
+    condition     = can(regex("^[a-z][a-z0-9-]{0,27}[a-z0-9]$", var.name_prefix))
+    error_message = "The name_prefix must be 2-29 characters of lower case letters, digits and '-', starting with a letter and ending with a letter or digit."
   }
 }
 
