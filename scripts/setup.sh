@@ -5,7 +5,8 @@
 #   1. system packages (docker.io, debootstrap, ...) via apt, with sudo when not root
 #   2. a Docker engine that answers (started when none does)
 #   3. .venv with requirements.txt (rebuilt when requirements.txt changes), then
-#      Terraform and a checkov virtualenv (scripts/setup-terraform.sh)
+#      scripts/setup-terraform.sh: checks Terraform 1.11.4 and the AWS provider
+#      mirror (fails naming what is missing), builds a checkov virtualenv
 #   4. the lab base images, Debian 12 and 13 (rebuilt when their recipe changes)
 #   5. the wheelhouse for lab hosts, Python 3.11 and 3.13 (when requirements-hosts*.txt change)
 #   6. the LLM parts: llama-server built from the pinned llama.cpp source and the test model
@@ -68,7 +69,7 @@ if [ "$(cat "$venv_stamp" 2>/dev/null)" != "$venv_want" ]; then
   did=1
 fi
 
-# --- 3b. Terraform binary and checkov (their own script, silent when in place) --
+# --- 3b. Terraform and checkov (their own script, silent when in place) ---------
 terraform_out="$(scripts/setup-terraform.sh)"
 if [ -n "$terraform_out" ]; then
   echo "$terraform_out"

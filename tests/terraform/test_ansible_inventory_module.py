@@ -1,6 +1,6 @@
-"""terraform/modules/ansible_inventory applied for real with the Terraform binary
-set-up installs (1.0.3, no provider), its inventory parsed by ansible-inventory,
-and its validation rules exercised with bad input."""
+"""terraform/modules/ansible_inventory applied for real with the pinned Terraform
+(scripts/terraform.env; no provider), its inventory parsed by ansible-inventory,
+and its validation rules exercised with bad input (with their messages)."""
 
 import json
 import os

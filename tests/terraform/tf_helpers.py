@@ -1,4 +1,5 @@
-"""Helpers for the Terraform tests: python-hcl2 loading and the Terraform binary.
+"""Helpers for the Terraform tests: python-hcl2 loading and the Terraform binary
+(the one pinned in scripts/terraform.env, like scripts/test-terraform.sh).
 
 python-hcl2 (8.x) comes from requirements.txt. It is imported at module level on
 purpose: when it is missing these tests fail, they are not skipped.
@@ -23,12 +24,28 @@ ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM_DIR = ROOT / "terraform"
 MODULES_DIR = TERRAFORM_DIR / "modules"
 ENV_DIR = TERRAFORM_DIR / "environments" / "aws"
-TERRAFORM = ROOT / ".venv" / "bin" / "terraform"
+
+
+def _pins():
+    """scripts/terraform.env: KEY=VALUE lines, comments and blank lines skipped."""
+    pins = {}
+    for line in (ROOT / "scripts" / "terraform.env").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            pins[key] = value
+    return pins
+
+
+PINS = _pins()
+TERRAFORM = Path(PINS["TERRAFORM"])
 ANSIBLE_INVENTORY = ROOT / ".venv" / "bin" / "ansible-inventory"
 YAMLLINT = ROOT / ".venv" / "bin" / "yamllint"
 
-# Every Terraform configuration directory in the repository.
+# Every module and environment (not their examples).
 CONFIG_DIRS = sorted([p for p in MODULES_DIR.iterdir() if p.is_dir()]) + [ENV_DIR]
+# The modules' examples (root configurations planned by the modules' tests).
+EXAMPLE_DIRS = sorted(p for p in MODULES_DIR.glob("*/examples/*") if p.is_dir())
 
 _PLAIN = SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
 _RAW = SerializationOptions(strip_string_quotes=False, explicit_blocks=False, with_comments=False)
@@ -127,4 +144,6 @@ def terraform_bin():
         [str(TERRAFORM), "version"], capture_output=True, text=True, env=dict(os.environ, CHECKPOINT_DISABLE="1")
     )
     assert version.returncode == 0, version.stderr
+    expected = f"Terraform v{PINS['TERRAFORM_VERSION']}"
+    assert version.stdout.splitlines()[0] == expected, f"{TERRAFORM} is not {expected}: run scripts/setup-terraform.sh"
     return TERRAFORM
