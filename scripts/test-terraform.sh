@@ -68,6 +68,7 @@ tar -C "$root" --exclude=.terraform --exclude=.terraform.lock.hcl -cf - terrafor
 
 for dir in terraform/modules/*/ terraform/environments/*/; do
   dir="${dir%/}"
+  [ -d "$dir" ] || continue # an empty glob
   echo "--- $dir: terraform init, validate, test"
   cd "$work/$dir"
   # init's output only when it fails (it lists the provider it installed).
