@@ -1,5 +1,5 @@
 """Proof that the `terraform test` files can fail (by hand, not part of
-scripts/test-terraform.sh: about five minutes on two cores).
+scripts/test-terraform.sh: 6 to 9 minutes on two busy cores).
 
 For every validation block of every variable, and every resource precondition,
 of every module and environment: switch that one rule off (its condition
