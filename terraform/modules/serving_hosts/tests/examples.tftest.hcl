@@ -3,33 +3,7 @@
 
 mock_provider "aws" {
   override_during = plan
-
-  mock_resource "aws_instance" {
-    defaults = {
-      private_ip = "10.0.1.10"
-    }
-  }
-  mock_resource "aws_s3_bucket" {
-    defaults = {
-      id  = "acme-mlflow-artifacts-123456789012"
-      arn = "arn:aws:s3:::acme-mlflow-artifacts-123456789012"
-    }
-  }
-  mock_data "aws_iam_policy_document" {
-    defaults = {
-      json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}"
-    }
-  }
-  mock_data "aws_partition" {
-    defaults = {
-      partition = "aws"
-    }
-  }
-  mock_data "aws_ssm_parameter" {
-    defaults = {
-      insecure_value = "ami-0123456789abcdef0"
-    }
-  }
+  source          = "./tests/mocks"
 }
 
 run "minimal_example" {

@@ -7,33 +7,7 @@
 
 mock_provider "aws" {
   override_during = plan
-
-  mock_resource "aws_instance" {
-    defaults = {
-      private_ip  = "10.0.1.10"
-      private_dns = "ip-10-0-1-10.eu-central-1.compute.internal"
-    }
-  }
-  mock_data "aws_iam_policy_document" {
-    defaults = {
-      json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}"
-    }
-  }
-  mock_data "aws_partition" {
-    defaults = {
-      partition = "aws"
-    }
-  }
-  mock_data "aws_ssm_parameter" {
-    defaults = {
-      insecure_value = "ami-0123456789abcdef0"
-    }
-  }
-  mock_data "aws_subnet" {
-    defaults = {
-      availability_zone = "eu-central-1a"
-    }
-  }
+  source          = "./tests/mocks"
 }
 
 # Distinct IDs for the groups and roles the rules and policies point at.

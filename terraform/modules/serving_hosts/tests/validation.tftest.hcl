@@ -6,22 +6,7 @@
 
 mock_provider "aws" {
   override_during = plan
-
-  mock_resource "aws_instance" {
-    defaults = {
-      private_ip = "10.0.1.10"
-    }
-  }
-  mock_data "aws_iam_policy_document" {
-    defaults = {
-      json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}"
-    }
-  }
-  mock_data "aws_ssm_parameter" {
-    defaults = {
-      insecure_value = "ami-0123456789abcdef0"
-    }
-  }
+  source          = "./tests/mocks"
 }
 
 variables {
