@@ -10,6 +10,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = sorted(list((ROOT / "ansible_collections/runlocalai/mlops/roles").glob("*/tasks/*.yml"))
+               + list((ROOT / "ansible_collections/runlocalai/mlops/playbooks").glob("*.yml"))
                + list((ROOT / "playbooks").glob("*.yml")) + list((ROOT / "molecule").glob("*/*.yml")))
 BROKEN = re.compile(r"\n\s*(>|<|\||&&)")
 
