@@ -25,7 +25,9 @@ def healthy():
                 "model_server_tracking_uri": "https://10.0.0.5", "model_server_tracking_username": "model-reader",
                 "model_server_tracking_password": SECRET, "model_server_tracking_ca_src": "/srv/ca.pem"}
     return {
-        "all": {"vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+        "all": {"vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                         # Where Alertmanager sends alerts (a receiver the monitoring role would define).
+                         "monitoring_alertmanager_default_receiver": "oncall"},
                 "children": {
                     "mlflow": {"hosts": {"mlflow1": {
                         "mlflow_server_listen_address": "10.0.0.5", "mlflow_server_nginx_enabled": True,
@@ -108,6 +110,22 @@ def test_one_failure_lists_every_problem_naming_host_and_variable(playbook):
     assert "changed=0" in result.stdout and "changed=1" not in result.stdout
     # The run_once failure stops every host, not only the one it ran for: the next play never starts.
     assert "NEXT-PLAY-RAN" not in result.output
+
+
+def test_alerts_that_go_nowhere_fail_a_production_inventory_not_a_lab(playbook):
+    inventory = healthy()
+    inventory["all"]["vars"]["monitoring_alertmanager_default_receiver"] = "null"
+    result = playbook(inventory)
+    assert result.returncode != 0
+    assert "preflight found 1 problem; nothing was changed:" in result.flat, result.output[-3000:]
+    assert ('- mlflow1: monitoring_alertmanager_default_receiver: is "null" and no route of '
+            "monitoring_alertmanager_routes sends anything elsewhere: every alert is dropped silently.") in result.flat
+    assert "set preflight_environment: lab if this inventory is a lab or test site" in result.flat
+    # The inventory says it is a lab: a warning, and the play goes on.
+    inventory["all"]["vars"]["preflight_environment"] = "lab"
+    result = playbook(inventory)
+    assert result.returncode == 0, result.output[-3000:]
+    assert "every alert is dropped silently (allowed: preflight_environment is lab)" in result.flat, result.output[-3000:]
 
 
 def test_a_skewed_clock_is_named(playbook, tmp_path):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 from molecule_probes import wait_for  # noqa: E402  (molecule/shared is not a package)
@@ -36,6 +37,17 @@ ALERTS = [
     "NodeExporterDown",
     "ScrapeTargetDown",
 ]
+# Every alert's runbook_url: the role's default base URL, '#', the alert's name in lower case.
+RUNBOOK = yaml.safe_load(
+    (Path(__file__).resolve().parents[3] / "ansible_collections/runlocalai/mlops/roles/monitoring/defaults/main.yml")
+    .read_text()
+)["monitoring_alert_runbook_base_url"]
+
+
+def runbook_url(alert):
+    return RUNBOOK + "#" + alert.lower()
+
+
 PROM = "http://127.0.0.1:9090"
 AM = "http://127.0.0.1:9093"
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
@@ -238,12 +250,12 @@ def test_alert_rule_unit_tests_pass(host):
         assert "alertname: %s\n        exp_alerts:\n          - exp_labels:" % alert in tests, alert
 
 
-def test_default_route_delivers_nowhere(host):
+def test_default_route_goes_to_the_receiver_named_and_routes_elsewhere(host):
     only(host, MONITOR)
-    import yaml
-
     config = yaml.safe_load(host.file("/etc/prometheus/alertmanager.yml").content_string)
+    # "null" named on purpose in the inventory (the role's default is empty), ModelServiceDown routed elsewhere.
     assert config["route"]["receiver"] == "null"
+    assert config["route"]["routes"] == [{"receiver": "lab-webhook", "matchers": ['alertname="ModelServiceDown"']}]
     receivers = {r["name"]: r for r in config["receivers"]}
     assert receivers["null"] == {"name": "null"}
     assert receivers["lab-webhook"]["webhook_configs"][0]["url"] == "http://127.0.0.1:9099/alerts"
@@ -257,6 +269,10 @@ def test_all_rules_loaded(host):
     assert sorted(rules) == sorted(ALERTS)
     assert all(r["health"] == "ok" for r in rules.values()), rules
     assert rules["ModelServiceDown"]["labels"] == {"severity": "critical", "site": "molecule"}
+    # Every alert links to its own section of the runbook.
+    assert {name: r["annotations"].get("runbook_url") for name, r in rules.items()} == {
+        name: runbook_url(name) for name in ALERTS
+    }
 
 
 def test_every_target_up(host):
@@ -310,6 +326,7 @@ def test_textfile_metric_reaches_prometheus_and_drift_alert_fires(host):
         )[0]
         assert alert["labels"]["severity"] == "warning" and alert["labels"]["site"] == "molecule"
         assert alert["annotations"]["description"].startswith("80% of the checked features drifted")
+        assert alert["annotations"]["runbook_url"] == runbook_url("ModelDataDrift")
     finally:
         host.run("rm -f %s", probe)
 
@@ -324,6 +341,7 @@ def test_stopped_model_service_fires_an_alert_that_reaches_the_webhook(host):
         )[0]
         assert alert["labels"]["severity"] == "critical"
         assert alert["annotations"]["summary"] == "Model service iris on %s is down" % NODE
+        assert alert["annotations"]["runbook_url"] == runbook_url("ModelServiceDown")
 
         def in_alertmanager():
             alerts = api(host, AM + "/api/v2/alerts")
@@ -348,5 +366,7 @@ def test_stopped_model_service_fires_an_alert_that_reaches_the_webhook(host):
         assert note["receiver"] == "lab-webhook"
         # Only the routed alert went to the webhook; the drift alert above did not.
         assert all(a["labels"]["alertname"] == "ModelServiceDown" for a in note["alerts"])
+        # The notification carries the link to the runbook (what the on-call person opens first).
+        assert all(a["annotations"]["runbook_url"] == runbook_url("ModelServiceDown") for a in note["alerts"])
     finally:
         node.run("systemctl start fake-model-iris")

@@ -19,7 +19,8 @@ description:
     (unique names and ports, alias or version, C(cuda) only on C(gpu) hosts, a tracking URI, a token beyond
     loopback), ports of different roles on one host, whether serving hosts can reach and authenticate to the
     tracking server, whether Prometheus can reach its scrape targets, secrets one role needs from another
-    (never their values, only whether they are set), the controller's ansible-core version and each host's
+    (never their values, only whether they are set), whether Alertmanager on the monitoring hosts delivers
+    alerts anywhere (not in a lab, see O(environment)), the controller's ansible-core version and each host's
     clock against the controller's.
   - Fails with one message listing every problem, each naming the host and the variable, unless
     O(fail_on_problems=false). Reads only; never changes anything (RV(ignore:changed) is always false).
@@ -64,11 +65,21 @@ options:
     description: Greatest accepted difference between a host's clock and the controller's.
     type: float
     default: 30
+  environment:
+    description:
+      - What the inventory is (the C(runlocalai.mlops.preflight) role's C(preflight_environment)).
+      - V(production) - a monitoring host whose Alertmanager sends every alert to the receiver C(null)
+        (C(monitoring_alertmanager_default_receiver) empty, or C(null) with no route of
+        C(monitoring_alertmanager_routes) sending anything elsewhere) is a problem.
+      - V(lab) - a lab or test inventory; the same is only a notice.
+    type: str
+    choices: [production, lab]
+    default: production
   skip:
     description: Checks to leave out.
     type: list
     elements: str
-    choices: [groups, models, ports, tracking, scrape, secrets, ansible_version, clock]
+    choices: [groups, models, ports, tracking, scrape, secrets, alerting, ansible_version, clock]
     default: []
   fail_on_problems:
     description: Fail when a problem is found (the result still lists every problem).
@@ -93,6 +104,7 @@ EXAMPLES = r"""
     inventory_groups: "{{ groups.keys() | list }}"
     ansible_version: "{{ ansible_version.full }}"
     min_ansible_version: "2.17"
+    environment: production
   delegate_to: localhost
   run_once: true
 """
@@ -122,7 +134,7 @@ checks:
   returned: always
   type: list
   elements: str
-  sample: [groups, models, ports, tracking, scrape, secrets, ansible_version, clock]
+  sample: [groups, models, ports, tracking, scrape, secrets, alerting, ansible_version, clock]
 hosts_checked:
   description: Number of hosts checked.
   returned: always
@@ -133,7 +145,7 @@ hosts_checked:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.runlocalai.mlops.plugins.module_utils.stack.preflight import (
-    CHECKS, PreflightError, check_stack, format_problems)
+    CHECKS, ENVIRONMENTS, PreflightError, check_stack, format_problems)
 
 
 def main():
@@ -144,6 +156,7 @@ def main():
             ansible_version=dict(type="str"),
             min_ansible_version=dict(type="str", default=""),
             max_clock_skew_seconds=dict(type="float", default=30.0),
+            environment=dict(type="str", choices=list(ENVIRONMENTS), default=ENVIRONMENTS[0]),
             skip=dict(type="list", elements="str", choices=list(CHECKS), default=[]),
             fail_on_problems=dict(type="bool", default=True),
         ),
@@ -156,7 +169,7 @@ def main():
         result = check_stack(params["hosts"], ansible_version=params["ansible_version"],
                              min_ansible_version=params["min_ansible_version"] or None,
                              max_clock_skew_seconds=params["max_clock_skew_seconds"], skip=params["skip"],
-                             inventory_groups=params["inventory_groups"])
+                             inventory_groups=params["inventory_groups"], environment=params["environment"])
     except PreflightError as exc:
         module.fail_json(msg=str(exc), changed=False)
     for warning in result["notices"]:

@@ -16,7 +16,8 @@ What each role checks about itself stays in that role (model_server's validate.y
 validate.yml, runtime's preflight.yml: OS, architecture, Python, disk, pip index); this file
 checks what no single role can see: group layout, ports of different roles on one host, whether a
 host can reach the services on another host (tracking server, scrape targets), the secrets one
-role needs from another, the controller's ansible-core and the hosts' clocks.
+role needs from another, whether Alertmanager delivers alerts anywhere (unless the inventory is a lab),
+the controller's ansible-core and the hosts' clocks.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -33,7 +34,13 @@ from collections.abc import Mapping
 UNKNOWN = "__preflight_unknown__"
 INVENTORY = "(inventory)"
 CONTROLLER = "(controller)"
-CHECKS = ("groups", "models", "ports", "tracking", "scrape", "secrets", "ansible_version", "clock")
+CHECKS = ("groups", "models", "ports", "tracking", "scrape", "secrets", "alerting", "ansible_version", "clock")
+# What the inventory is (the preflight role's preflight_environment): a lab or test inventory may let
+# Alertmanager deliver nowhere; production may not. The first is the default.
+ENVIRONMENTS = ("production", "lab")
+# The monitoring role's receiver that delivers nothing (also its route's receiver when
+# monitoring_alertmanager_default_receiver is empty).
+NULL_RECEIVER = "null"
 GROUPS = ("mlflow", "monitoring", "serving", "gpu", "cpu")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 LOOPBACK_RE = re.compile(r"^(127\.|::1$|localhost$)")
@@ -61,6 +68,8 @@ SETTINGS = (
     "monitoring_node_exporter_port",
     "monitoring_prometheus_port",
     "monitoring_alertmanager_port",
+    "monitoring_alertmanager_default_receiver",
+    "monitoring_alertmanager_routes",
     "model_server_models",
     "model_server_listen_address",
     "model_server_allow_unauthenticated",
@@ -223,10 +232,29 @@ class _Host:
         return names
 
 
+def route_receivers(routes, inherited):
+    """Every receiver the child routes of Alertmanager's route tree send to (a route without a receiver
+    inherits its parent's), depth first. Entries that are not routes are passed over (the monitoring role and
+    amtool check the format)."""
+    found = []
+    if not isinstance(routes, list):
+        return found
+    for route in routes:
+        if not isinstance(route, dict):
+            continue
+        receiver = route.get("receiver") or inherited
+        found.append(str(receiver))
+        found.extend(route_receivers(route.get("routes"), receiver))
+    return found
+
+
 class _Checker:
-    def __init__(self, hosts, ansible_version, min_ansible_version, max_clock_skew_seconds, skip, inventory_groups):
+    def __init__(self, hosts, ansible_version, min_ansible_version, max_clock_skew_seconds, skip, inventory_groups,
+                 environment=ENVIRONMENTS[0]):
         if not isinstance(hosts, dict):
             raise PreflightError("hosts: must be a dict of host name -> data")
+        if environment not in ENVIRONMENTS:
+            raise PreflightError("environment: must be one of %s, got %r" % (", ".join(ENVIRONMENTS), environment))
         unknown_checks = sorted(set(skip or ()) - set(CHECKS))
         if unknown_checks:
             raise PreflightError("skip: unknown check(s) %s; the checks are %s" % (", ".join(unknown_checks), ", ".join(CHECKS)))
@@ -236,6 +264,7 @@ class _Checker:
         self.min_ansible_version = min_ansible_version
         self.max_skew = max_clock_skew_seconds
         self.skip = set(skip or ())
+        self.environment = environment
         self.problems = []
         self.warnings = []
         self.members = dict((g, [h for h in self.hosts if g in h.groups]) for g in GROUPS)
@@ -506,6 +535,33 @@ class _Checker:
                 self.add(host.name, "mlflow_server_admin_password",
                          "is empty but mlflow_server_auth_enabled is true: set it (from a vault)")
 
+    # -- does Alertmanager deliver alerts anywhere? ---------------------------------------------------
+    def check_alerting(self):
+        lab = self.environment != ENVIRONMENTS[0]
+        for host in self.monitoring_servers():
+            if not host.known("monitoring_alertmanager_default_receiver", "monitoring_alertmanager_routes"):
+                continue
+            default = host.get("monitoring_alertmanager_default_receiver")
+            default = "" if default is None else str(default)
+            elsewhere = any(receiver != NULL_RECEIVER for receiver in route_receivers(
+                host.get("monitoring_alertmanager_routes"), default or NULL_RECEIVER))
+            if not default:
+                message = ("is not set, so Alertmanager sends every alert that no route of "
+                           "monitoring_alertmanager_routes matches to the receiver \"null\", which delivers nothing")
+            elif default == NULL_RECEIVER and not elsewhere:
+                message = ("is \"null\" and no route of monitoring_alertmanager_routes sends anything elsewhere: "
+                           "every alert is dropped silently")
+            else:
+                continue
+            if lab:
+                self.warnings.append("%s: monitoring_alertmanager_default_receiver %s (allowed: preflight_environment "
+                                     "is %s)" % (host.name, message, self.environment))
+            else:
+                self.add(host.name, "monitoring_alertmanager_default_receiver",
+                         "%s. Set it to a receiver that reaches people (monitoring_alertmanager_webhooks, "
+                         "_email_receivers or _extra_receivers), or to \"null\" on purpose and set "
+                         "preflight_environment: lab if this inventory is a lab or test site" % message)
+
     # -- the controller ------------------------------------------------------------------------
     def check_ansible_version(self):
         if not self.min_ansible_version:
@@ -546,7 +602,7 @@ def _number(value):
 
 
 def check_stack(hosts, ansible_version=None, min_ansible_version=None, max_clock_skew_seconds=None, skip=(),
-                inventory_groups=None):
+                inventory_groups=None, environment=ENVIRONMENTS[0]):
     """Every problem of the inventory as a list of {host, variable, message}, plus notices (warnings).
 
     hosts: {name: {"groups": [...], "vars": {variable: value}, "secrets": {variable: bool},
@@ -554,10 +610,12 @@ def check_stack(hosts, ansible_version=None, min_ansible_version=None, max_clock
     (what host_data returns) where vars holds every one of SETTINGS the checks read, role defaults
     filled in (a setting left out is a problem: nothing is defaulted here) and t is seconds since the
     epoch or an ISO 8601 UTC time; inventory_groups: the names of the
-    inventory's groups (an empty `monitoring` group still moves Prometheus off the other hosts).
+    inventory's groups (an empty `monitoring` group still moves Prometheus off the other hosts);
+    environment: one of ENVIRONMENTS (a lab may let Alertmanager deliver nowhere: a notice, not a problem).
     Raises PreflightError on malformed input.
     """
-    checker = _Checker(hosts, ansible_version, min_ansible_version, max_clock_skew_seconds, skip, inventory_groups)
+    checker = _Checker(hosts, ansible_version, min_ansible_version, max_clock_skew_seconds, skip, inventory_groups,
+                       environment)
     problems, warnings = checker.run()
     return {"problems": problems, "notices": warnings, "passed": not problems,
             "checks": [c for c in CHECKS if c not in checker.skip], "hosts_checked": len(checker.hosts)}

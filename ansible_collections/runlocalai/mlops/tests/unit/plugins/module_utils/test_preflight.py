@@ -19,12 +19,17 @@ from ansible_collections.runlocalai.mlops.tests.unit.plugins.preflight_data impo
     default_roles, role_defaults, with_role_defaults)
 
 
+# Where Alertmanager sends alerts, as group_vars/all would set it for every host (the monitoring role reads
+# it on the hosts that run Alertmanager).
+RECEIVER = {"monitoring_alertmanager_default_receiver": "oncall"}
+
+
 def healthy():
     """One tracking + monitoring host and two serving hosts, as the lab lays them out: no problems."""
     def serving(address, port):
         return {
             "groups": ["serving", "cpu"],
-            "vars": {"ansible_host": address, "model_server_listen_address": address,
+            "vars": {**RECEIVER, "ansible_host": address, "model_server_listen_address": address,
                      "monitoring_node_exporter_listen_address": address,
                      "model_server_models": [{"name": "churn", "alias": "production", "port": port},
                                              {"name": "fraud", "version": 3, "port": port + 1}],
@@ -36,7 +41,7 @@ def healthy():
     return {
         "mlflow1": {
             "groups": ["mlflow", "monitoring", "cpu"],
-            "vars": {"ansible_host": "10.0.0.5", "mlflow_server_listen_address": "10.0.0.5",
+            "vars": {**RECEIVER, "ansible_host": "10.0.0.5", "mlflow_server_listen_address": "10.0.0.5",
                      "mlflow_server_nginx_enabled": True},
             "secrets": {"mlflow_server_admin_password": True, "mlflow_server_model_reader_password": True,
                         "mlflow_server_metrics_password": True},
@@ -76,13 +81,17 @@ def test_the_healthy_lab_layout_passes():
     assert result["checks"] == list(CHECKS) and result["hosts_checked"] == 3
 
 
-def test_a_single_host_with_defaults_passes():
-    # Everything on one host, loopback everywhere: the default single-box install.
+def test_a_single_host_with_defaults_passes_once_it_says_where_alerts_go():
+    # Everything on one host, loopback everywhere: the default single-box install. Its one problem: with the
+    # monitoring role's defaults, Alertmanager (on every host: there is no monitoring group) delivers nothing.
     hosts = {"box": {"groups": ["mlflow", "serving"],
                      "vars": {"model_server_models": [{"name": "m", "alias": "prod", "port": 8080}],
                               "model_server_tracking_uri": "http://127.0.0.1:5000",
                               "model_server_tracking_username": "model-reader"},
                      "secrets": {"mlflow_server_admin_password": True, "mlflow_server_model_reader_password": True}}}
+    only(run(hosts), "box", "monitoring_alertmanager_default_receiver", "is not set")
+    assert run(hosts, environment="lab")["problems"] == []
+    hosts["box"]["vars"].update(RECEIVER)
     assert run(hosts)["problems"] == []
 
 
@@ -319,6 +328,95 @@ def test_no_secret_value_is_needed_or_echoed():
     assert "false" not in result["problems"][0]["message"].replace("is true", "")
 
 
+# --- alerting: does Alertmanager deliver anywhere? --------------------------------------------------------------
+
+NULL_ONLY = "every alert is dropped silently"
+
+
+def alerting(default, routes=None, environment="production", host="mlflow1"):
+    """check_stack on the healthy layout with the monitoring host's receiver and routes as given (None: the
+    monitoring role's default)."""
+    hosts = healthy()
+    variables = hosts[host]["vars"]
+    variables.pop("monitoring_alertmanager_default_receiver")
+    if default is not None:
+        variables["monitoring_alertmanager_default_receiver"] = default
+    if routes is not None:
+        variables["monitoring_alertmanager_routes"] = routes
+    return run(hosts, environment=environment)
+
+
+def test_the_monitoring_roles_default_receiver_fails_production_naming_what_to_set():
+    result = alerting(None)
+    message = only(result, "mlflow1", "monitoring_alertmanager_default_receiver", "is not set", "\"null\"",
+                   "delivers nothing", "monitoring_alertmanager_webhooks", "preflight_environment: lab")
+    assert format_problems(result["problems"]).splitlines()[1] == (
+        "- mlflow1: monitoring_alertmanager_default_receiver: " + message)
+    # Unset is unset, whatever the routes: the default decides where everything else goes.
+    only(alerting("", [{"receiver": "oncall", "matchers": ['severity="critical"']}]),
+         "mlflow1", "monitoring_alertmanager_default_receiver", "is not set")
+
+
+@pytest.mark.parametrize("routes", [
+    None,                                                                     # the role's default: no routes
+    [],
+    [{"receiver": "null", "matchers": ['severity="warning"']}],
+    [{"matchers": ['severity="critical"']}],                                  # inherits null
+    [{"matchers": ['team="ml"'], "routes": [{"matchers": ['severity="critical"']}]}],  # nested, still null
+    ["not a route", {"receiver": "", "matchers": []}],
+], ids=["default", "none", "to-null", "inherits-null", "nested-inherits-null", "malformed"])
+def test_null_with_no_route_elsewhere_fails_production(routes):
+    only(alerting("null", routes), "mlflow1", "monitoring_alertmanager_default_receiver", "is \"null\"", NULL_ONLY,
+         "preflight_environment: lab")
+
+
+@pytest.mark.parametrize("default,routes", [
+    ("oncall", None),                                                         # a receiver for everything
+    ("null", [{"receiver": "oncall", "matchers": ['severity="critical"']}]),  # null on purpose, critical routed
+    ("null", [{"matchers": ['team="ml"'], "routes": [{"receiver": "ml-team", "matchers": ['severity="critical"']}]}]),
+    ("oncall", [{"receiver": "null", "matchers": ['alertname="HostCpuPressure"']}]),  # one alert muted on purpose
+], ids=["receiver", "null-with-route", "null-with-nested-route", "receiver-with-null-route"])
+def test_alerts_that_go_somewhere_pass(default, routes):
+    result = alerting(default, routes)
+    assert result["problems"] == [] and result["notices"] == []
+
+
+@pytest.mark.parametrize("default", [None, "", "null"])
+def test_a_lab_may_deliver_nowhere_with_a_notice(default):
+    result = alerting(default, environment="lab")
+    assert result["passed"] and result["problems"] == []
+    assert len(result["notices"]) == 1
+    assert result["notices"][0].startswith("mlflow1: monitoring_alertmanager_default_receiver is ")
+    assert result["notices"][0].endswith("(allowed: preflight_environment is lab)")
+
+
+def test_only_the_hosts_running_alertmanager_are_checked():
+    hosts = healthy()
+    hosts["serving1"]["vars"]["monitoring_alertmanager_default_receiver"] = ""        # no Alertmanager there
+    hosts["serving2"]["vars"]["monitoring_alertmanager_default_receiver"] = "null"
+    assert run(hosts)["problems"] == []
+    hosts["serving1"]["vars"]["monitoring_server"] = True
+    only(run(hosts, skip=["ports", "scrape"]), "serving1", "monitoring_alertmanager_default_receiver", "is not set")
+
+
+def test_an_unknown_receiver_skips_the_check_and_the_check_can_be_skipped():
+    hosts = healthy()
+    hosts["mlflow1"]["vars"]["monitoring_alertmanager_default_receiver"] = UNKNOWN
+    result = run(hosts)
+    assert result["problems"] == [] and "mlflow1: monitoring_alertmanager_default_receiver could not be evaluated" in (
+        result["notices"][0])
+    hosts["mlflow1"]["vars"]["monitoring_alertmanager_default_receiver"] = "null"
+    result = run(hosts, skip=["alerting"])
+    assert result["problems"] == [] and "alerting" not in result["checks"]
+
+
+def test_route_receivers_inherit_down_the_tree():
+    routes = [{"receiver": "a", "routes": [{"matchers": []}, {"receiver": "b", "routes": [{}]}]},
+              {"matchers": []}, "junk", {"routes": "junk"}]
+    assert preflight.route_receivers(routes, "null") == ["a", "a", "b", "b", "null", "null"]
+    assert preflight.route_receivers(None, "null") == []
+
+
 # --- controller -----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("have,want,ok", [("2.19.14", "2.17.0", True), ("2.17.0", "2.17", True), ("2.16.9", "2.17.0", False),
@@ -382,6 +480,7 @@ def test_every_problem_is_listed_in_one_message():
     ({"a": {"clock": {"before": 1, "host": "yesterday", "after": 2}}}, {}, "clock: 'yesterday' is neither"),
     ({}, {"skip": ["gpus"]}, "skip: unknown check(s) gpus"),
     ({}, {"min_ansible_version": "latest"}, "min_ansible_version: 'latest' is not a version"),
+    ({}, {"environment": "staging"}, "environment: must be one of production, lab, got 'staging'"),
 ])
 def test_malformed_input_raises_naming_the_field(hosts, kwargs, message):
     with pytest.raises(PreflightError) as exc:

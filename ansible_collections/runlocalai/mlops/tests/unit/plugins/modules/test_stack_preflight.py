@@ -15,7 +15,8 @@ def inventory():
     """What each host sets, the other settings from the roles' own defaults files (as the role passes them)."""
     return with_role_defaults({
         "mlflow1": {"groups": ["mlflow", "monitoring"],
-                    "vars": {"mlflow_server_listen_address": "10.0.0.5", "mlflow_server_nginx_enabled": True},
+                    "vars": {"mlflow_server_listen_address": "10.0.0.5", "mlflow_server_nginx_enabled": True,
+                             "monitoring_alertmanager_default_receiver": "oncall"},
                     "secrets": {"mlflow_server_admin_password": True, "mlflow_server_model_reader_password": True,
                                 "mlflow_server_metrics_password": True},
                     "clock": {"before": 100.0, "host": "1970-01-01T00:01:41.000000Z", "after": 102.0}},
@@ -73,11 +74,28 @@ def test_notices_become_warnings(run_module):
     assert not result["failed"] and result["notices"][0].startswith("mlflow1: mlflow_server_listen_address could not be evaluated")
 
 
+def test_alerts_that_go_nowhere_fail_production_and_are_a_warning_in_a_lab(run_module):
+    hosts = inventory()
+    hosts["mlflow1"]["vars"]["monitoring_alertmanager_default_receiver"] = "null"
+    result = run_module(stack_preflight, {"hosts": hosts, "skip": ["clock"]})
+    assert result["failed"] and result["passed"] is False
+    assert result["msg"].splitlines()[1].startswith(
+        '- mlflow1: monitoring_alertmanager_default_receiver: is "null" and no route of monitoring_alertmanager_routes '
+        "sends anything elsewhere: every alert is dropped silently.")
+    assert "set preflight_environment: lab" in result["msg"]
+    result = run_module(stack_preflight, {"hosts": hosts, "skip": ["clock"], "environment": "lab"})
+    assert not result["failed"] and result["passed"] is True
+    assert result["notices"] == [
+        'mlflow1: monitoring_alertmanager_default_receiver is "null" and no route of monitoring_alertmanager_routes '
+        "sends anything elsewhere: every alert is dropped silently (allowed: preflight_environment is lab)"]
+
+
 @pytest.mark.parametrize("args,message", [
     ({"hosts": {"a": {"groups": "serving"}}}, "hosts.a.groups: must be a list of group names"),
     ({"hosts": {}, "max_clock_skew_seconds": -1}, "max_clock_skew_seconds: must be 0 or more, got -1.0"),
     ({"hosts": {}, "min_ansible_version": "newest"}, "min_ansible_version: 'newest' is not a version"),
     ({"hosts": {}, "skip": ["gpu"]}, "value of skip must be one or more of"),
+    ({"hosts": {}, "environment": "staging"}, "value of environment must be one of: production, lab"),
 ])
 def test_bad_parameters_fail_naming_them(run_module, args, message):
     result = run_module(stack_preflight, args)
