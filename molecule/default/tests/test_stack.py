@@ -42,7 +42,7 @@ RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+f
 
 
 def playbook(name, *args):
-    """Run playbooks/NAME against this scenario's inventory; (rc, output)."""
+    """Run playbooks/NAME (or the playbook at an absolute path) against this scenario's inventory; (rc, output)."""
     return run_from_controller(["ansible-playbook", "-i", INVENTORY, str(PLAYBOOKS / name), *args])
 
 
@@ -134,12 +134,11 @@ def drift_run(audit_run):
     return playbook("drift.yml")
 
 
-def register_llm(*paths):
-    """Register GGUF files as versions of smollm2, in order (molecule/default/register.yml); their versions."""
-    rc, output = run_from_controller(["ansible-playbook", "-i", INVENTORY, str(PROJECT / "molecule" / "default" / "register.yml"),
-                                      "-e", json.dumps({"molecule_register_paths": [str(p) for p in paths]})])
+def register_llm(path):
+    """Register a GGUF file as the next version of smollm2 (molecule/default/register.yml); its version."""
+    rc, output = playbook(PROJECT / "molecule" / "default" / "register.yml", "-e", "molecule_register_path=%s" % path)
     assert rc == 0, output[-3000:]
-    return [re.search(r"registered %s version=(\d+)" % re.escape(p.name), output).group(1) for p in paths]
+    return re.search(r"registered %s version=(\d+)" % re.escape(path.name), output).group(1)
 
 
 def gguf_copy(kind, dest, *extra):
@@ -152,7 +151,7 @@ def gguf_copy(kind, dest, *extra):
 def llm_v2(drift_run):
     """smollm2 v2: the same weights in another file (a new sha256)."""
     path = gguf_copy("renamed", EPHEMERAL / "SmolLM2-relabelled.Q4_1.gguf", "SmolLM2 relabelled copy")
-    return register_llm(path)[0]
+    return register_llm(path)
 
 
 @pytest.fixture(scope="module")
