@@ -11,7 +11,7 @@ MOLECULE_JOBS ?= 2
 LAB_HOSTS ?= 3
 LAB_RELEASE ?= bookworm
 
-.PHONY: help setup test test-lint test-sanity test-build test-unit test-terraform test-molecule demo lab-up lab-down clean
+.PHONY: help setup test test-lint test-sanity test-build test-docs test-unit test-terraform test-molecule demo lab-up lab-down clean
 
 help:
 	@echo "make setup          install what the demo and tests need (idempotent)"
@@ -20,6 +20,7 @@ help:
 	@echo "make test-unit      unit tests only (fast)"
 	@echo "make test-terraform terraform fmt, checkov, Terraform tests"
 	@echo "make test-lint      yamllint and ansible-lint only"
+	@echo "make test-docs      the collection's docs site (antsibull-docs, Sphinx) in .cache/docs-site"
 	@echo "make test-molecule  molecule scenarios only (SCENARIOS=\"$(SCENARIOS)\")"
 	@echo "make lab-up / lab-down   start / remove LAB_HOSTS=$(LAB_HOSTS) systemd lab hosts ($(LAB_RELEASE))"
 
@@ -37,6 +38,9 @@ test-sanity: setup
 
 test-build: setup
 	@scripts/test.sh build
+
+test-docs: setup
+	@pytest -q -p no:cacheprovider tests/test_docs_site.py
 
 test-unit: setup
 	@scripts/test.sh unit

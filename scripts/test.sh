@@ -10,7 +10,7 @@
 set -uo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$root"
+cd "$root" || exit 1
 export PATH="$root/.venv/bin:$PATH"
 export ANSIBLE_CONFIG="$root/ansible.cfg"
 collection="$root/ansible_collections/runlocalai/mlops"
@@ -42,6 +42,10 @@ sanity() {
 
 build() {
   step collection-build-install scripts/test-collection-install.sh
+  # CHANGELOG.rst is what antsibull-changelog generates from changelog.yaml; fragments lint clean.
+  step changelog scripts/test-changelog.sh
+  # The docs site (tests/test_docs_site.py) and the execution environment
+  # (tests/test_execution_environment.py) are pytest modules: the unit step runs them.
 }
 
 unit() {

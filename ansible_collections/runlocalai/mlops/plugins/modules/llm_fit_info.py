@@ -46,7 +46,7 @@ options:
   metadata:
     description:
       - The model's metadata, as the C(llm.*) tags of a registered version (M(runlocalai.mlops.mlflow_gguf_model) writes them;
-        M(runlocalai.mlops.mlflow_model_info) returns them as RV(runlocalai.mlops.mlflow_model_info#module:version.tags), other
+        M(runlocalai.mlops.mlflow_model_info) returns them as the C(tags) of RV(runlocalai.mlops.mlflow_model_info#module:version), other
         tags are ignored), or as the RV(runlocalai.mlops.mlflow_gguf_model#module:metadata) dict.
       - Needs at least the layers, KV heads, head sizes, weights bytes, embedding length and vocabulary size.
       - One of O(metadata) and O(gguf_path) is required.
