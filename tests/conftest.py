@@ -12,6 +12,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def task_values(node, keys):
+    """The value of every mapping entry whose key is one of keys, anywhere in a YAML document
+    (a play, a task list, a block): the arguments of the tasks of those modules."""
+    if isinstance(node, list):
+        for item in node:
+            yield from task_values(item, keys)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key in keys:
+                yield value
+            else:
+                yield from task_values(value, keys)
+
+
 @pytest.fixture
 def run_playbook(tmp_path):
     """Write a playbook and run it against this machine (connection local), or against an

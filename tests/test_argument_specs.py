@@ -6,13 +6,13 @@ entry point with a spec; every option is described; every variable of a role's d
 of one of its entry points, documented with its default; and the specs accept what the playbooks
 pass (extra vars from the command line arrive as strings)."""
 
-from pathlib import Path
 
 import pytest
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT, task_values
+
 COLLECTION = ROOT / "ansible_collections/runlocalai/mlops"
 ROLES = COLLECTION / "roles"
 ROLE_NAMES = sorted(p.name for p in ROLES.iterdir() if (p / "tasks").is_dir())
@@ -57,15 +57,9 @@ def defaults(role):
 
 def includes(node):
     """(role, tasks_from) of every include_role / import_role with tasks_from in a YAML document."""
-    if isinstance(node, list):
-        for item in node:
-            yield from includes(item)
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            if key in INCLUDES and isinstance(value, dict) and "tasks_from" in value:
-                yield value.get("name", value.get("role")), value["tasks_from"]
-            else:
-                yield from includes(value)
+    for value in task_values(node, INCLUDES):
+        if isinstance(value, dict) and "tasks_from" in value:
+            yield value.get("name", value.get("role")), value["tasks_from"]
 
 
 def entry_points_used():

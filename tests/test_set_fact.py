@@ -5,11 +5,11 @@ the second entry's directories were named after the first. A fact may read its o
 append); it may not read a sibling's."""
 
 import re
-from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT, task_values
+
 FILES = sorted(list((ROOT / "ansible_collections/runlocalai/mlops/roles").glob("*/tasks/*.yml"))
                + list((ROOT / "ansible_collections/runlocalai/mlops/playbooks").glob("*.yml"))
                + list((ROOT / "playbooks").glob("*.yml")) + list((ROOT / "molecule").glob("*/*.yml"))
@@ -18,15 +18,9 @@ FILES = sorted(list((ROOT / "ansible_collections/runlocalai/mlops/roles").glob("
 
 def set_facts(node):
     """The fact mappings of every set_fact task in a YAML document."""
-    if isinstance(node, list):
-        for item in node:
-            yield from set_facts(item)
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            if key in ("ansible.builtin.set_fact", "set_fact") and isinstance(value, dict):
-                yield dict((k, v) for k, v in value.items() if k != "cacheable")
-            else:
-                yield from set_facts(value)
+    for value in task_values(node, ("ansible.builtin.set_fact", "set_fact")):
+        if isinstance(value, dict):
+            yield {k: v for k, v in value.items() if k != "cacheable"}
 
 
 def sibling_reads(facts):

@@ -3,12 +3,12 @@ break after a more-indented line, and a break before `>`, `<`, `|` or `&&` ends 
 (pg_dump once wrote its dump to stdout and an empty file to the backup path that way)."""
 
 import re
-from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT, task_values
+
 FILES = sorted(list((ROOT / "ansible_collections/runlocalai/mlops/roles").glob("*/tasks/*.yml"))
                + list((ROOT / "ansible_collections/runlocalai/mlops/playbooks").glob("*.yml"))
                + list((ROOT / "playbooks").glob("*.yml")) + list((ROOT / "molecule").glob("*/*.yml")))
@@ -17,15 +17,8 @@ BROKEN = re.compile(r"\n\s*(>|<|\||&&)")
 
 def shell_commands(node):
     """Every shell command string in a YAML document: `shell` tasks' cmd (or free form)."""
-    if isinstance(node, list):
-        for item in node:
-            yield from shell_commands(item)
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            if key in ("ansible.builtin.shell", "shell"):
-                yield value["cmd"] if isinstance(value, dict) else value
-            else:
-                yield from shell_commands(value)
+    for value in task_values(node, ("ansible.builtin.shell", "shell")):
+        yield value["cmd"] if isinstance(value, dict) else value
 
 
 def test_the_files_hold_shell_commands():
