@@ -11,15 +11,21 @@
 # Nothing from sys.path is used (ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false): the
 # result works with ansible-core alone.
 #
-# usage: scripts/install-collection.sh DEST [NAMESPACE.NAME ...]
+# usage: scripts/install-collection.sh [--from COLLECTION_DIR] DEST [NAMESPACE.NAME ...]
 #   DEST is emptied first. Molecule runs it as every scenario's dependency step,
 #   with community.docker for the lab hosts' connection (.config/molecule/config.yml).
+#   --from builds another tree of the collection instead of this checkout's (molecule/upgrade:
+#   the previous release, taken from git).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 export PATH="$root/.venv/bin:$PATH"
 collection="$root/ansible_collections/runlocalai/mlops"
-dest="${1:?usage: $0 DEST [NAMESPACE.NAME ...]}"
+if [ "${1:-}" = --from ]; then
+  collection="$(cd "${2:?usage: $0 [--from COLLECTION_DIR] DEST [NAMESPACE.NAME ...]}" && pwd)"
+  shift 2
+fi
+dest="${1:?usage: $0 [--from COLLECTION_DIR] DEST [NAMESPACE.NAME ...]}"
 shift
 
 # A configuration of our own, so that no ansible.cfg around adds collections.

@@ -76,7 +76,7 @@ molecule_all() {
     scenarios="$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | sort)"
     # Longest first (measured), so the two slots finish close together.
     local ordered="" slow
-    for slow in default mlflow_sqlite mlflow_postgresql monitoring; do
+    for slow in default upgrade mlflow_sqlite mlflow_postgresql monitoring; do
       if grep -qx "$slow" <<<"$scenarios"; then ordered+="$slow "; fi
     done
     for s in $scenarios; do

@@ -9,7 +9,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 name: llama_build_refusal
 short_description: Why a llama-server CUDA build cannot run with a host's NVIDIA driver (empty when it can)
-version_added: "0.3.0"
+version_added: "0.2.0"
 description:
   - Reads the C(BUILD-INFO) of a llama-server build (written by C(scripts/build-llama-server.sh) next to the binary;
     a CUDA build records C(cuda=12.4) and C(min_driver=550)) and compares the driver the build needs with the host's

@@ -9,7 +9,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 name: preflight_host_data
 short_description: The input of the stack preflight from the hosts' variables
-version_added: "0.1.0"
+version_added: "0.2.0"
 description:
   - Builds the O(runlocalai.mlops.stack_preflight#module:hosts) option of M(runlocalai.mlops.stack_preflight) from
     C(hostvars) - per host its groups (C(group_names)), the variables the checks read, which secrets are set and the

@@ -9,7 +9,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 name: prometheus_hosts_without_facts
 short_description: The hosts Prometheus scrapes that this run has no network facts for
-version_added: "0.1.0"
+version_added: "0.2.0"
 description:
   - The hosts named by the scrape configuration (O(node_targets), then O(serving_hosts), then O(mlflow_hosts), each once)
     whose C(ansible_facts) have no C(default_ipv4) - none gathered, as for a host left out by C(--limit). The

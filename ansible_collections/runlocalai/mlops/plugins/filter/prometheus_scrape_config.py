@@ -9,7 +9,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 name: prometheus_scrape_config
 short_description: Prometheus' configuration (prometheus.yml) of the monitoring role, from the inventory
-version_added: "0.1.0"
+version_added: "0.2.0"
 description:
   - Builds the configuration the C(runlocalai.mlops.monitoring) role writes to C(/etc/prometheus/prometheus.yml), as data;
     the role's template dumps it as YAML. The logic is C(scrape_config) in C(module_utils/monitoring/prometheus.py).
