@@ -10,6 +10,9 @@
 #
 # nvidia-smi is read here through other outputs than the module uses (the XML of `nvidia-smi -q -x`,
 # and a CSV query with header and units for the compute capability), parsed by separate code.
+# When prometheus_client is importable it also runs the GPU telemetry timer's code once
+# (module_utils/host/gpu_telemetry.py: nvidia-smi -> textfile), reads the textfile back and checks
+# mlops_gpu_smi_up is 1 and each GPU's total memory (by uuid) agrees with the XML.
 #
 # usage: tests/gpu/check_host.sh [--nvidia-smi PATH] [--sysfs-root DIR] [--no-ansible]
 # exit:  0 all fields agree, 1 a difference, 2 nothing to compare (no nvidia-smi, or it failed).
@@ -124,6 +127,28 @@ if module_gpus is not None:  # free memory moves between the two runs: leave it 
         return json.dumps([dict(g, memory_free_mib=None) for g in gpus], sort_keys=True)
     row("module gpus == engine gpus", steady(module_gpus) == steady(facts["gpus"]), True)
 
+# -- GPU telemetry (the nvidia_cuda role's timer): its textfile, read back, against the XML ----------
+try:
+    from ansible_collections.runlocalai.mlops.plugins.module_utils.host import gpu_telemetry
+    from prometheus_client.parser import text_string_to_metric_families
+    telemetry_checked = gpu_telemetry.HAS_PROMETHEUS_CLIENT
+except ImportError:
+    telemetry_checked = False
+if telemetry_checked:
+    import tempfile
+    textfile = os.path.join(tempfile.mkdtemp(), "mlops_gpu.prom")
+    gpu_telemetry.write(textfile, gpu_telemetry.collect(smi))
+    with open(textfile) as handle:
+        samples = dict(((s.name, s.labels.get("uuid")), s.value)
+                       for family in text_string_to_metric_families(handle.read()) for s in family.samples)
+    os.remove(textfile)
+    os.rmdir(os.path.dirname(textfile))
+    row("telemetry mlops_gpu_smi_up", samples.get(("mlops_gpu_smi_up", None)), 1.0)
+    for bus in sorted(direct["gpus"]):
+        theirs = direct["gpus"][bus]
+        total = samples.get(("mlops_gpu_memory_total_bytes", theirs["uuid"]))
+        row("%s telemetry memory_total_mib" % bus, None if total is None else int(total) // (1024 * 1024), theirs["memory_total_mib"])
+
 widths = [max(len(r[i]) for r in table) for i in range(4)]
 for r in table:
     print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip())
@@ -134,6 +159,7 @@ print("cuda_runtime_versions: %s" % (", ".join(facts["cuda_runtime_versions"]) o
 for warning in facts["warnings"]:
     print("warning: %s" % warning)
 print("module run through ansible: %s" % ("yes" if module_gpus is not None else "no"))
+print("gpu telemetry textfile checked: %s" % ("yes" if telemetry_checked else "no (prometheus_client missing)"))
 print("result: %s" % ("all fields agree" if not differences else "%d difference(s)" % differences))
 sys.exit(1 if differences else 0)
 PY

@@ -108,13 +108,22 @@ def _smi_int(text, field, warnings):
         return None
 
 
-def parse_smi_csv(text, fields=SMI_FIELDS):
-    """Parse `--format=csv,noheader,nounits` output of the query fields. Returns (gpus, warnings).
+def _smi_float(text, field, warnings):
+    value = _smi_value(text)
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        warnings.append("nvidia-smi: %s %r is not a number" % (field, value))
+        return None
 
-    Lines that do not have one cell per field or whose bus id is not a PCI address are skipped
-    with a warning (garbage output never raises).
-    """
-    gpus, warnings = [], []
+
+def _smi_rows(text, fields):
+    """The one reader of `--query-gpu=<fields> --format=csv,noheader,nounits` output: one cell dict per
+    line that has one cell per field and a PCI bus id (normalized, as 'pci_address'). Other lines are
+    skipped with a warning (garbage output never raises). Returns (rows, warnings)."""
+    rows, warnings = [], []
     lines = [line for line in (text or "").splitlines() if line.strip()]
     for number, row in enumerate(csv.reader(lines, skipinitialspace=True), 1):
         if len(row) != len(fields):
@@ -126,9 +135,23 @@ def parse_smi_csv(text, fields=SMI_FIELDS):
         if address is None:
             warnings.append("nvidia-smi: line %d: %r is not a PCI bus id" % (number, cells["pci.bus_id"][:80]))
             continue
+        cells["pci_address"] = address
+        rows.append(cells)
+    return rows, warnings
+
+
+def parse_smi_csv(text, fields=SMI_FIELDS):
+    """Parse `--format=csv,noheader,nounits` output of the query fields. Returns (gpus, warnings).
+
+    Lines that do not have one cell per field or whose bus id is not a PCI address are skipped
+    with a warning (garbage output never raises).
+    """
+    rows, warnings = _smi_rows(text, fields)
+    gpus = []
+    for cells in rows:
         mig = _smi_value(cells.get("mig.mode.current"))
         gpus.append({
-            "pci_address": address,
+            "pci_address": cells["pci_address"],
             "name": _smi_value(cells["name"]),
             "uuid": _smi_value(cells["uuid"]),
             "memory_total_mib": _smi_int(cells["memory.total"], "memory.total", warnings),
@@ -137,6 +160,41 @@ def parse_smi_csv(text, fields=SMI_FIELDS):
             "compute_capability": _smi_value(cells.get("compute_cap")),
             "mig_mode": mig.lower() if mig else None,
         })
+    return gpus, warnings
+
+
+# -- GPU telemetry (the nvidia_cuda role's timer, host/gpu_telemetry.py) -------------------------
+
+# What the telemetry timer asks: fields every driver since long before 470 knows.
+SMI_TELEMETRY_FIELDS = ("index", "pci.bus_id", "uuid", "name", "utilization.gpu", "memory.used", "memory.total",
+                        "temperature.gpu", "power.draw", "power.limit")
+# Numeric fields -> key of the parsed entry (units: %, MiB, degrees C, W as nvidia-smi's nounits gives them).
+SMI_TELEMETRY_NUMBERS = (("utilization.gpu", "utilization_percent"), ("memory.used", "memory_used_mib"),
+                         ("memory.total", "memory_total_mib"), ("temperature.gpu", "temperature_celsius"),
+                         ("power.draw", "power_draw_watts"), ("power.limit", "power_limit_watts"))
+
+
+def telemetry_argv(path):
+    """The nvidia-smi command line whose output parse_smi_telemetry reads."""
+    return [path, "--query-gpu=" + ",".join(SMI_TELEMETRY_FIELDS), "--format=csv,noheader,nounits"]
+
+
+def parse_smi_telemetry(text):
+    """Parse the telemetry query's output (telemetry_argv). Returns (gpus, warnings): per GPU its index,
+    pci_address, uuid, name and the numbers of SMI_TELEMETRY_NUMBERS, None where nvidia-smi has no
+    value ('[N/A]', '[Not Supported]': utilization under MIG, power on some boards) or a bad one.
+    A GPU without an index or a uuid (its labels) is skipped with a warning."""
+    rows, warnings = _smi_rows(text, SMI_TELEMETRY_FIELDS)
+    gpus = []
+    for cells in rows:
+        index, uuid = _smi_int(cells["index"], "index", warnings), _smi_value(cells["uuid"])
+        if index is None or uuid is None:
+            warnings.append("nvidia-smi: GPU %s has no index or uuid; left out" % cells["pci_address"])
+            continue
+        gpu = {"index": index, "pci_address": cells["pci_address"], "uuid": uuid, "name": _smi_value(cells["name"]) or ""}
+        for field, key in SMI_TELEMETRY_NUMBERS:
+            gpu[key] = _smi_float(cells[field], field, warnings)
+        gpus.append(gpu)
     return gpus, warnings
 
 

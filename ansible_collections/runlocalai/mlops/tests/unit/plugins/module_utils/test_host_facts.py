@@ -659,7 +659,7 @@ def test_run_command_failures_are_results_not_exceptions(tmp_path):
 
 @pytest.mark.parametrize("scenario, rc, text", [
     ("four_h100_mig", 0, "result: all fields agree"),
-    ("four_h100_mig_disagree", 1, "result: 2 difference(s)"),
+    ("four_h100_mig_disagree", 1, "result: 4 difference(s)"),
 ])
 def test_check_host_script(tmp_path, scenario, rc, text):
     smi = make_fake_smi(tmp_path, scenario)
@@ -675,7 +675,14 @@ def test_check_host_script(tmp_path, scenario, rc, text):
         lines = [line for line in proc.stdout.splitlines() if line.rstrip().endswith("DIFF")]
         assert [line.split()[0:4] for line in lines] == [
             ["0000:18:00.0", "memory_total_mib", "81559", "81920"],
-            ["0000:5d:00.0", "uuid", "GPU-c0ffee00-1234-4abc-8def-0123456789ab", "GPU-c0ffee00-1234-4abc-8def-0123456789ac"]]
+            ["0000:5d:00.0", "uuid", "GPU-c0ffee00-1234-4abc-8def-0123456789ab", "GPU-c0ffee00-1234-4abc-8def-0123456789ac"],
+            # the GPU telemetry textfile, by the XML's uuids: the same two disagreements
+            ["0000:18:00.0", "telemetry", "memory_total_mib", "81559"],
+            ["0000:5d:00.0", "telemetry", "memory_total_mib", "-"]]
+    else:
+        assert re.search(r"^telemetry mlops_gpu_smi_up +1.0 +1.0 +ok$", proc.stdout, re.MULTILINE), proc.stdout
+        assert re.search(r"^0000:5d:00.0 telemetry memory_total_mib +81559 +81559 +ok$", proc.stdout, re.MULTILINE), proc.stdout
+        assert "gpu telemetry textfile checked: yes" in proc.stdout
 
 
 def test_check_host_script_without_nvidia_smi(tmp_path):
