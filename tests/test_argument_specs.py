@@ -161,7 +161,8 @@ def validate(role, entry_point, values):
 MODELS = {
     "breast-cancer": {"eval_data": "/srv/demo/eval.csv", "label_column": "target", "data_min_rows": 100,
                       "gate_environment": {"PYTHONPATH": "/srv/demo"},
-                      "thresholds": {"accuracy": ">=0.9", "latency_p95_ms": "<=200"},
+                      "sensitive_column": "derived_texture_group", "fairness_metric": "accuracy",
+                      "thresholds": {"accuracy": ">=0.9", "latency_p95_ms": "<=200", "max_disparity": "<=0.1"},
                       "smoke_input": {"dataframe_records": [{"mean_radius": 14.1}]}},
     "smollm2": {"eval_set": "/srv/eval/smollm2.yml", "thresholds": {"score": ">=0.6", "tokens_per_second": ">=5"}},
 }

@@ -2,8 +2,14 @@
 with a signature and drift/reference_profile.json, and write the evaluation and traffic data.
 
   v1 good:        StandardScaler + LogisticRegression                    (passes the gate)
-  v2 weak:        the same, regularised to near-constant predictions    (fails the accuracy threshold)
+  v2 weak:        the same, regularised to near-constant predictions    (fails the accuracy and fairness thresholds)
   v3 unportable:  v1 wrapped in a pyfunc whose class is not packaged     (passes the gate, fails /ready)
+
+The evaluation data (eval.csv) carries one more column, `derived_texture_group`, for the gate's
+fairness check. The dataset has no sensitive attribute (no sex, age or origin of the patient), so
+this group is DERIVED from a feature: `low` where mean_texture is at or below the dataset's median,
+`high` above. It stands in for a real sensitive column to show the check; it means nothing about
+patients. The models never see it (it is not in their signature).
 
 Idempotent: versions are found by their `demo.variant` tag, and only missing ones are logged.
 Prints one JSON line: {"changed": bool, "versions": {"good": "1", ...}}. Connection from MLFLOW_*.
@@ -30,6 +36,9 @@ from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import engi
 import demo_features
 
 VARIANTS = ("good", "weak", "unportable")
+# The gate's fairness group: derived (see above), and named so.
+GROUP_COLUMN = "derived_texture_group"
+GROUP_FEATURE = "mean_texture"
 
 
 def load_data():
@@ -39,11 +48,19 @@ def load_data():
     return features, data.target
 
 
+def derive_group(features):
+    """The derived group of each row: `low` where GROUP_FEATURE is at or below its median over the whole
+    dataset (569 rows), `high` above. Not a sensitive attribute of the patients: a stand-in for one."""
+    median = features[GROUP_FEATURE].median()
+    return features[GROUP_FEATURE].gt(median).map({True: "high", False: "low"})
+
+
 def write_data(data_dir, features, target):
-    """Training half, holdout (the gate's evaluation data, with the label) and a drifted batch."""
+    """Training half, holdout (the gate's evaluation data, with the label and the derived group) and a drifted batch."""
     os.makedirs(data_dir, exist_ok=True)
     train, holdout = features.iloc[::2], features.iloc[1::2]
-    holdout.assign(target=target.iloc[1::2].values).to_csv(os.path.join(data_dir, "eval.csv"), index=False)
+    group = derive_group(features).iloc[1::2].values
+    holdout.assign(target=target.iloc[1::2].values, **{GROUP_COLUMN: group}).to_csv(os.path.join(data_dir, "eval.csv"), index=False)
     holdout.to_csv(os.path.join(data_dir, "traffic.csv"), index=False)
     drifted = holdout.copy()
     for column in ("mean_radius", "mean_texture", "worst_area", "mean_concavity"):
@@ -62,11 +79,15 @@ def existing_versions(client, name):
     return found
 
 
-def log_variant(client, name, variant, train, target, profile):
+def train_variant(variant, train, target):
+    """The scikit-learn pipeline of a variant (v3 wraps the good one when it is logged)."""
     if variant == "weak":
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=1e-5, max_iter=1000)).fit(train, target)
-    else:
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000)).fit(train, target)
+        return make_pipeline(StandardScaler(), LogisticRegression(C=1e-5, max_iter=1000)).fit(train, target)
+    return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000)).fit(train, target)
+
+
+def log_variant(client, name, variant, train, target, profile):
+    model = train_variant(variant, train, target)
     signature = infer_signature(train, model.predict(train))
     with mlflow.start_run(run_name="demo-%s" % variant) as run:
         mlflow.set_tag("demo.variant", variant)

@@ -17,9 +17,13 @@ description:
     evaluation file (CSV or Parquet) with a label column.
   - "Classification: accuracy, precision, recall, F1 (binary: of the positive label; multi-class: macro), ROC-AUC (binary,
     when the model exposes C(predict_proba)), confusion matrix. Regression: RMSE, MAE, R2, MAPE."
-  - Latency p50/p95/p99 over single-row predictions; fairness per group of O(sensitive_column) (the O(fairness_metric) per
-    group, max disparity, demographic-parity and equal-opportunity differences); hardware fit of a memory estimate against
-    the target's free RAM and GPU memory (given as parameters, e.g. from host facts).
+  - Latency p50/p95/p99 over single-row predictions; hardware fit of a memory estimate against the target's free RAM and
+    GPU memory (given as parameters, e.g. from host facts).
+  - "Fairness, with O(sensitive_column): the quality metrics per group of that column (classification: accuracy,
+    precision, recall, F1; regression: RMSE, MAE, R2, MAPE), the gap of each (largest minus smallest over the groups),
+    demographic-parity and equal-opportunity differences (binary classification). C(max_disparity) is the gap of
+    O(fairness_metric); a threshold on it (C(max_disparity: \"<=0.1\")) refuses a candidate whose groups are served
+    unequally, and the failure names the two groups and their values."
   - Thresholds are data (O(thresholds)); an optional champion comparison fails the gate when the candidate is worse than
     the version behind O(champion_alias) by more than O(champion_tolerance).
   - With O(record=true) the report is stored on the model version as tags (C(validation.passed), C(validation.report),
@@ -78,10 +82,16 @@ options:
     type: int
     default: 50
   sensitive_column:
-    description: Column with the group of each row, for the fairness metrics.
+    description:
+      - Column with the group of each row, for the fairness metrics (a model with a signature gets only the columns of its
+        signature; for one without, list this column in O(drop_columns) too).
+      - Without it no fairness metric is computed, and a threshold on C(max_disparity) fails as C(metric not computed).
     type: str
   fairness_metric:
-    description: Metric compared across groups (default C(accuracy) for classification, C(mae) for regression).
+    description:
+      - Metric whose gap across the groups of O(sensitive_column) is C(max_disparity), the one O(thresholds) judge.
+      - C(accuracy), C(precision), C(recall) or C(f1) for classification (default C(accuracy)); C(rmse), C(mae), C(r2) or
+        C(mape) for regression (default C(mae)).
     type: str
   target_free_memory_mb:
     description: Free RAM on the serving target (MiB).
@@ -159,16 +169,32 @@ metrics:
   type: dict
   sample: {accuracy: 0.95, f1: 0.96, roc_auc: 0.99, latency_p95_ms: 4.1, max_disparity: 0.02, memory_estimate_mb: 300.1}
 failures:
-  description: Each failed check with C(metric), C(value) and C(threshold).
+  description:
+    - Each failed check with C(metric), C(value) and C(threshold); C(reason) where there is more to say (a metric not
+      computed; for C(max_disparity), the metric and the two groups with their values).
   returned: success
   type: list
   elements: dict
   sample: [{metric: accuracy, value: 0.61, threshold: ">=0.92"}]
 report:
-  description: The full report (what is recorded), with confusion matrix, fairness per group, hardware and champion details.
+  description:
+    - The full report (what is recorded), with confusion matrix, fairness per group, hardware and champion details.
+    - "C(fairness) (with O(sensitive_column)): C(metric) (O(fairness_metric)), C(groups) (per group: C(count) and its
+      metrics), C(gaps) (per metric: largest minus smallest over the groups), C(max_disparity) (the gap of C(metric)),
+      C(lowest_group) and C(highest_group) (the groups that make it), C(selection_rate), C(true_positive_rate),
+      C(demographic_parity_difference), C(equal_opportunity_difference) (binary classification)."
   returned: success
   type: dict
-  sample: {}
+  sample:
+    fairness:
+      metric: accuracy
+      groups:
+        high: {count: 141, accuracy: 0.936, precision: 0.903, recall: 0.949, f1: 0.926}
+        low: {count: 143, accuracy: 0.972, precision: 0.966, recall: 1.0, f1: 0.983}
+      gaps: {accuracy: 0.036, precision: 0.063, recall: 0.051, f1: 0.057}
+      max_disparity: 0.036
+      lowest_group: high
+      highest_group: low
 recorded:
   description: Whether the report tags were written (or would be, in check mode).
   returned: success

@@ -180,34 +180,66 @@ def regression_metrics(y_true, y_pred):
 
 
 # -- fairness -----------------------------------------------------------------
+FAIRNESS_METRICS = {"classification": ("accuracy", "precision", "recall", "f1"), "regression": ("rmse", "mae", "r2", "mape")}
+
+
 def fairness(y_true, y_pred, groups, task, metric=None, positive_label=None):
-    """Metric per group, max disparity (max - min), demographic-parity and equal-opportunity differences."""
+    """The quality metrics per group, the gap (largest - smallest over the groups) of each, and the
+    demographic-parity and equal-opportunity differences (binary classification).
+
+    `max_disparity` is the gap of `metric` (the one thresholds judge: accuracy for classification,
+    mae for regression by default); `lowest_group` / `highest_group` name the groups that make it.
+    Binary metrics are of one positive label in every group (positive_label, default the greater label),
+    and a group leaves out those undefined for it: precision without a predicted positive, recall without
+    an actual one, F1 without either. Multi-class: macro averages over the classes present in the group."""
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
     groups = np.asarray(groups).astype(str)
     metric = metric or ("accuracy" if task == "classification" else "mae")
+    if metric not in FAIRNESS_METRICS[task]:
+        raise EvalError("fairness_metric: %r is not a %s metric (use one of %s)" % (metric, task, ", ".join(FAIRNESS_METRICS[task])))
+    labels = sorted(set(y_true.tolist()) | set(y_pred.tolist()), key=lambda v: (str(type(v)), v))
+    binary = task == "classification" and len(labels) <= 2
+    positive = None
+    if binary:
+        positive = positive_label if positive_label is not None else labels[-1]
+        if positive not in labels:
+            raise EvalError("positive_label: %r is not among the labels %s" % (positive, [_plain(v) for v in labels]))
     per_group = {}
     selection = {}
     tpr = {}
     for group in sorted(set(groups.tolist())):
         mask = groups == group
-        if task == "classification":
-            values = classification_metrics(y_true[mask], y_pred[mask], positive_label=positive_label)
-            values.pop("confusion_matrix")
-            if positive_label is not None or len(set(y_true.tolist()) | set(y_pred.tolist())) <= 2:
-                positive = positive_label if positive_label is not None else sorted(set(y_true.tolist()) | set(y_pred.tolist()))[-1]
-                selection[group] = float(np.mean(y_pred[mask] == positive))
-                actual = y_true[mask] == positive
-                if actual.any():
-                    tpr[group] = float(np.mean(y_pred[mask][actual] == positive))
-        else:
+        if task == "regression":
             values = regression_metrics(y_true[mask], y_pred[mask])
-        if metric not in values:
-            raise EvalError("fairness_metric: %r is not a %s metric (use one of %s)" % (
-                metric, task, ", ".join(sorted(k for k in values if k != "positive_label"))))
-        per_group[group] = {"count": int(mask.sum()), metric: values[metric]}
-    scores = [v[metric] for v in per_group.values() if not math.isnan(v[metric])]
-    result = {"metric": metric, "groups": per_group, "max_disparity": float(max(scores) - min(scores)) if scores else float("nan")}
+        elif binary:
+            predicted = y_pred[mask] == positive
+            actual = y_true[mask] == positive
+            values = {"accuracy": float(np.mean(y_true[mask] == y_pred[mask]))}
+            if predicted.any() or actual.any():
+                values = classification_metrics(y_true[mask], y_pred[mask], positive_label=positive)
+            if not predicted.any():
+                values.pop("precision", None)
+                values.pop("f1", None)
+            if not actual.any():
+                values.pop("recall", None)
+                values.pop("f1", None)
+            selection[group] = float(np.mean(predicted))
+            if actual.any():
+                tpr[group] = float(np.mean(predicted[actual]))
+        else:
+            values = _macro_metrics(y_true[mask], y_pred[mask], labels)
+        per_group[group] = dict([("count", int(mask.sum()))] + [(m, values[m]) for m in FAIRNESS_METRICS[task]
+                                                                if m in values and not math.isnan(values[m])])
+    gaps = {}
+    for name in FAIRNESS_METRICS[task]:
+        scores = [v[name] for v in per_group.values() if name in v]
+        if scores:
+            gaps[name] = float(max(scores) - min(scores))
+    result = {"metric": metric, "groups": per_group, "gaps": gaps, "max_disparity": gaps.get(metric, float("nan"))}
+    ranked = sorted((v[metric], g) for g, v in per_group.items() if metric in v)
+    if ranked:
+        result["lowest_group"], result["highest_group"] = ranked[0][1], ranked[-1][1]
     if selection:
         result["demographic_parity_difference"] = float(max(selection.values()) - min(selection.values()))
         result["selection_rate"] = selection
@@ -215,6 +247,28 @@ def fairness(y_true, y_pred, groups, task, metric=None, positive_label=None):
         result["equal_opportunity_difference"] = float(max(tpr.values()) - min(tpr.values()))
         result["true_positive_rate"] = tpr
     return result
+
+
+def _macro_metrics(y_true, y_pred, labels):
+    """Accuracy and macro precision/recall/F1 over the classes (of labels) present in these rows."""
+    index = dict((label, i) for i, label in enumerate(labels))
+    matrix = np.zeros((len(labels), len(labels)), dtype=int)
+    for t, p in zip(y_true.tolist(), y_pred.tolist()):
+        matrix[index[t], index[p]] += 1
+    scores = [_prf(matrix, i) for i in range(len(labels)) if matrix[i, :].sum() or matrix[:, i].sum()]
+    return {"accuracy": float(np.mean(y_true == y_pred)), "precision": float(np.mean([v[0] for v in scores])),
+            "recall": float(np.mean([v[1] for v in scores])), "f1": float(np.mean([v[2] for v in scores]))}
+
+
+def explain_disparity(failures, fair, column):
+    """Add to a failed max_disparity the groups behind it (which group, which metric, what each scored)."""
+    for failure in failures:
+        if failure["metric"] == "max_disparity" and failure["value"] is not None and "lowest_group" in fair:
+            low, high = fair["lowest_group"], fair["highest_group"]
+            metric = fair["metric"]
+            failure["reason"] = "%s gap between the groups of %s: %s %.3f, %s %.3f" % (
+                metric, column, low, fair["groups"][low][metric], high, fair["groups"][high][metric])
+    return failures
 
 
 # -- latency and hardware ---------------------------------------------------------
@@ -393,6 +447,8 @@ def evaluate(client, spec):
     if task == "auto":
         column = data[label]
         task = "regression" if column.dtype.kind == "f" and column.nunique() > 20 else "classification"
+    if sensitive and spec.get("fairness_metric") and spec["fairness_metric"] not in FAIRNESS_METRICS[task]:
+        raise EvalError("fairness_metric: %r is not a %s metric (use one of %s)" % (spec["fairness_metric"], task, ", ".join(FAIRNESS_METRICS[task])))
     workdir = tempfile.mkdtemp(prefix="model-validation-")
     try:
         with mlflow_env(**spec["connection"]):
@@ -430,7 +486,10 @@ def evaluate(client, spec):
             metrics["model_size_mb"] = hw["model_size_mb"]
             metrics["memory_estimate_mb"] = hw["memory_estimate_mb"]
             validate_threshold_names(spec.get("thresholds"), metrics)
-            failures = check_thresholds(metrics, spec.get("thresholds")) + hw_failures
+            failures = check_thresholds(metrics, spec.get("thresholds"))
+            if sensitive:
+                explain_disparity(failures, report["fairness"], sensitive)
+            failures += hw_failures
             champion_alias = spec.get("champion_alias")
             if champion_alias:
                 report["champion"], champion_failures = _champion(client, spec, resolved, champion_alias, features, data, task, metrics, workdir)

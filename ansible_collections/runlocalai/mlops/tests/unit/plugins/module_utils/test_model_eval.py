@@ -63,14 +63,70 @@ def test_fairness():
     y_pred = [1, 1, 0, 0, 1, 0, 1, 1]
     groups = ["a", "a", "a", "a", "b", "b", "b", "b"]
     f = me.fairness(y_true, y_pred, groups, "classification")
-    assert f["groups"] == {"a": {"count": 4, "accuracy": 1.0}, "b": {"count": 4, "accuracy": 0.25}}
+    assert f["metric"] == "accuracy"
+    assert f["groups"]["a"] == {"count": 4, "accuracy": 1.0, "precision": 1.0, "recall": 1.0, "f1": 1.0}
+    # b: predicted 1 three times, one of them right; one of its two positives found
+    assert f["groups"]["b"] == pytest.approx({"count": 4, "accuracy": 0.25, "precision": 1 / 3, "recall": 0.5, "f1": 0.4})
+    assert f["gaps"] == pytest.approx({"accuracy": 0.75, "precision": 2 / 3, "recall": 0.5, "f1": 0.6})
     assert f["max_disparity"] == pytest.approx(0.75)
+    assert (f["lowest_group"], f["highest_group"]) == ("b", "a")
+    assert me.fairness(y_true, y_pred, groups, "classification", metric="recall")["max_disparity"] == pytest.approx(0.5)
     assert f["selection_rate"] == {"a": 0.5, "b": 0.75}
     assert f["demographic_parity_difference"] == pytest.approx(0.25)
     assert f["true_positive_rate"] == {"a": 1.0, "b": 0.5}
     assert f["equal_opportunity_difference"] == pytest.approx(0.5)
     with pytest.raises(me.EvalError, match="fairness_metric: 'rmse' is not a classification metric"):
         me.fairness(y_true, y_pred, groups, "classification", metric="rmse")
+
+
+def test_fairness_binary_metrics_of_one_positive_label_in_every_group():
+    # Group c has no positive (1) at all: its precision/recall/F1 are not those of label 0; it gets accuracy only.
+    y_true = [1, 0, 1, 0, 0, 0]
+    y_pred = [1, 0, 0, 0, 0, 0]
+    groups = ["a", "a", "a", "c", "c", "c"]
+    f = me.fairness(y_true, y_pred, groups, "classification")
+    assert f["groups"]["c"] == {"count": 3, "accuracy": 1.0}
+    assert f["groups"]["a"] == pytest.approx({"count": 3, "accuracy": 2 / 3, "precision": 1.0, "recall": 0.5, "f1": 2 / 3})
+    assert f["gaps"] == pytest.approx({"accuracy": 1 / 3, "precision": 0.0, "recall": 0.0, "f1": 0.0})
+    assert f["selection_rate"] == pytest.approx({"a": 1 / 3, "c": 0.0})
+    assert f["true_positive_rate"] == {"a": 0.5}
+    with pytest.raises(me.EvalError, match="positive_label: 2 is not among the labels"):
+        me.fairness(y_true, y_pred, groups, "classification", positive_label=2)
+    # d predicts a positive it does not have: precision 0 (defined), recall and F1 left out.
+    f = me.fairness([1, 1, 0, 0], [1, 1, 1, 0], ["a", "a", "d", "d"], "classification")
+    assert f["groups"]["d"] == {"count": 2, "accuracy": 0.5, "precision": 0.0}
+    assert f["gaps"] == {"accuracy": 0.5, "precision": 1.0, "recall": 0.0, "f1": 0.0}
+    assert f["true_positive_rate"] == {"a": 1.0} and f["selection_rate"] == {"a": 1.0, "d": 0.5}
+
+
+def test_fairness_multiclass_macro_over_the_classes_of_each_group():
+    y_true = [0, 1, 2, 0, 0, 1]
+    y_pred = [0, 1, 1, 0, 1, 1]
+    f = me.fairness(y_true, y_pred, ["a", "a", "a", "b", "b", "b"], "classification", metric="f1")
+    # a: classes 0, 1, 2 -> precision (1 + 1/2 + 0)/3, recall (1 + 1 + 0)/3; b: classes 0, 1 -> precision (1 + 1/2)/2, recall (1/2 + 1)/2
+    assert f["groups"]["a"] == pytest.approx({"count": 3, "accuracy": 2 / 3, "precision": 0.5, "recall": 2 / 3, "f1": (1 + 2 / 3) / 3})
+    assert f["groups"]["b"] == pytest.approx({"count": 3, "accuracy": 2 / 3, "precision": 0.75, "recall": 0.75, "f1": 2 / 3})
+    assert f["max_disparity"] == pytest.approx(2 / 3 - (1 + 2 / 3) / 3) and "selection_rate" not in f
+
+
+def test_fairness_regression():
+    f = me.fairness([1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 5.0, 6.0], ["x", "x", "y", "y"], "regression")
+    assert f["metric"] == "mae" and f["max_disparity"] == pytest.approx(2.0)
+    assert f["groups"]["x"]["mae"] == 0.0 and f["groups"]["y"]["rmse"] == pytest.approx(2.0)
+    assert set(f["gaps"]) == {"rmse", "mae", "r2", "mape"} and "selection_rate" not in f
+    with pytest.raises(me.EvalError, match="fairness_metric: 'accuracy' is not a regression metric \\(use one of rmse, mae, r2, mape\\)"):
+        me.fairness([1.0], [1.0], ["x"], "regression", metric="accuracy")
+
+
+def test_explain_disparity():
+    fair = me.fairness([1, 1, 0, 0, 1, 1, 0, 0], [1, 1, 0, 0, 1, 0, 1, 1], list("aaaabbbb"), "classification")
+    failures = me.check_thresholds({"max_disparity": fair["max_disparity"], "accuracy": 0.6}, {"max_disparity": "<=0.1", "accuracy": ">=0.9"})
+    me.explain_disparity(failures, fair, "region")
+    assert failures[0] == {"metric": "accuracy", "value": 0.6, "threshold": ">=0.9"}
+    assert failures[1]["reason"] == "accuracy gap between the groups of region: b 0.250, a 1.000"
+    # Not computed (no sensitive column): the reason stays what check_thresholds says.
+    missing = me.explain_disparity(me.check_thresholds({}, {"max_disparity": "<=0.1"}), {}, "region")
+    assert missing == [{"metric": "max_disparity", "value": None, "threshold": "<=0.1", "reason": "metric not computed"}]
 
 
 def test_hardware_fit():

@@ -106,6 +106,8 @@ def test_bad_inputs(run_module, mlflow_server, registered, tmp_path):  # noqa: F
         (dict(model_uri=good, label_column="target"), "label_column: 'target' is not a column of"),
         (dict(model_uri=good, data_path=str(tmp_path / "none.csv")), "data_path: %s does not exist" % (tmp_path / "none.csv")),
         (dict(model_uri=good, sensitive_column="region"), "sensitive_column: 'region' is not a column of"),
+        (dict(model_uri=good, sensitive_column="group", fairness_metric="rmse"),
+         "fairness_metric: 'rmse' is not a classification metric (use one of accuracy, precision, recall, f1)"),
         (dict(model_uri=good, thresholds={"acuracy": ">=0.9"}), "thresholds: unknown metric(s) acuracy; known:"),
         (dict(model_uri=good, thresholds={"accuracy": "high"}), "thresholds.accuracy: 'high' is not a threshold like '>=0.92' or '<=50'"),
         (dict(model_uri=good, latency_samples=-1), "latency_samples: must be 0 or more, got -1"),
