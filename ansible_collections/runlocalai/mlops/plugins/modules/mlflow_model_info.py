@@ -61,7 +61,17 @@ options:
       - Path of an artifact of the resolved version's run to download to O(dest), e.g. C(drift/reference_profile.json).
       - Needs O(alias) or O(version). An artifact (or run) the server does not have returns RV(artifact_found=false) and
         leaves O(dest) alone; it does not fail the task.
+      - Relative to the run's artifacts, or with O(artifact_source=model_version) to the model version's own files.
     type: str
+  artifact_source:
+    description:
+      - Where O(artifact_path) is read. V(run) - the artifacts of the version's run (C(GET /get-artifact)).
+        V(model_version) - the files of the model version itself (C(GET /model-versions/get-artifact)), e.g. its
+        C(MLmodel), C(requirements.txt), C(python_env.yaml), C(conda.yaml). MLflow 3 keeps a logged model's files apart
+        from its run's artifacts, so only V(model_version) finds them.
+    type: str
+    choices: [run, model_version]
+    default: run
   dest:
     description:
       - File to write the artifact to (its directory must exist). Written atomically, only when the content differs.
@@ -136,6 +146,15 @@ EXAMPLES = r"""
     group: runlocalai-model
     mode: "0640"
   register: profile
+
+- name: Download the requirements.txt MLflow wrote with version 3 (a file of the model, not of its run)
+  runlocalai.mlops.mlflow_model_info:
+    name: churn
+    version: "3"
+    artifact_path: requirements.txt
+    artifact_source: model_version
+    dest: /tmp/churn-v3/requirements.txt
+  register: requirements
 """
 
 RETURN = r"""
@@ -191,7 +210,9 @@ model_tags:
   type: dict
   sample: {"governance.alias.production.previous": "2"}
 artifact_found:
-  description: Whether the run has the artifact O(artifact_path) (false also when the version has no run).
+  description:
+    - Whether the run (or with O(artifact_source=model_version) the model version) has the artifact O(artifact_path)
+      (false also when the version has no run, with O(artifact_source=run)).
   returned: when O(artifact_path) is given and the model version was found
   type: bool
   sample: true
@@ -302,13 +323,17 @@ def download(module, reader, result):
     version = result["version"]
     run_id = version.get("run_id") or ""
     result["artifact_found"] = False
-    if not run_id:
+    if params["artifact_source"] == "model_version":
+        answer, found = reader.model_version_artifact(result["name"], version["version"], path)
+    elif not run_id:
         return result
-    answer, found = reader.artifact(run_id, path)
+    else:
+        answer, found = reader.artifact(run_id, path)
     if not found:
         if answer.status == 404:
             return result
-        fail(module, result, reader.artifact_failure(answer, result["name"], version["version"], run_id, path))
+        fail(module, result, reader.artifact_failure(answer, result["name"], version["version"],
+                                                     run_id if params["artifact_source"] == "run" else None, path))
     content = answer.body
     before = _read(dest)
     result.update(artifact_found=True, artifact_sha256=hashlib.sha256(content).hexdigest(), dest=dest)
@@ -342,6 +367,7 @@ def main():
             version=dict(type="str"),
             missing_ok=dict(type="bool", default=False),
             artifact_path=dict(type="str"),
+            artifact_source=dict(type="str", choices=["run", "model_version"], default="run"),
             dest=dict(type="path"),
             setting_names=dict(type="dict", default={}, options=names_spec, apply_defaults=True),
         ),

@@ -44,6 +44,8 @@ SETTING_NAMES = {"tracking_uri": "tracking_uri", "username": "username", "passwo
                  "missing_ok": "missing_ok"}
 
 ARTIFACT_ENDPOINT = "/get-artifact"
+# The files of a model version itself (MLflow 3 keeps a logged model's files apart from its run's).
+MODEL_VERSION_ARTIFACT_ENDPOINT = "/model-versions/get-artifact"
 
 
 # -- transports ------------------------------------------------------------------------------------
@@ -368,8 +370,15 @@ class RegistryReader:
         answer = self.request("GET", ARTIFACT_ENDPOINT, params={"run_id": run_id, "path": path})
         return answer, answer.status == 200
 
+    def model_version_artifact(self, name, version, path):
+        """A file of a model version (MLmodel, requirements.txt, ...): (Answer, found), as artifact()."""
+        answer = self.request("GET", MODEL_VERSION_ARTIFACT_ENDPOINT, params={"name": name, "version": version, "path": path})
+        return answer, answer.status == 200
+
     def artifact_failure(self, answer, name, version, run_id, path):
-        what = "artifact %s of run %s (registered model '%s' version %s)" % (path, run_id, name, version)
+        """run_id None: a file of the model version itself (model_version_artifact)."""
+        what = ("artifact %s of run %s (registered model '%s' version %s)" % (path, run_id, name, version) if run_id is not None
+                else "file %s of registered model '%s' version %s" % (path, name, version))
         if answer.status < 100:
             return "could not reach the tracking server at %s to read %s: %s" % (self.base, what, detail_of(answer))
         if answer.status == 401:

@@ -170,6 +170,30 @@ def test_artifact_missing_is_not_a_failure(run_module, mlflow_server, registry, 
     assert other["failed"] is False and other["artifact_found"] is False
 
 
+def test_artifact_of_the_model_version_itself(run_module, mlflow_server, registry, tmp_path):  # noqa: F811
+    """artifact_source=model_version reads the version's own files (/model-versions/get-artifact), which is where
+    MLflow 3 keeps a logged model's requirements.txt; the run's artifacts (the default) do not have them there."""
+    auth = (ADMIN, ADMIN_PASSWORD)
+    experiment = requests.get(mlflow_server.url + "/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "info-tests"},
+                              auth=auth, timeout=30).json()["experiment"]["experiment_id"]
+    upload = requests.put("%s/api/2.0/mlflow-artifacts/artifacts/%s/%s/artifacts/model/requirements.txt" % (
+        mlflow_server.url, experiment, registry["runs"][0]), data=b"mlflow==3.17.2\nscikit-learn==1.9.1\n", auth=auth, timeout=30)
+    assert upload.status_code == 200, upload.text
+    dest = tmp_path / "requirements.txt"
+    base = args(mlflow_server, name="info-m", version="1", artifact_path="requirements.txt", dest=str(dest))
+    from_run = run_module(mlflow_model_info, base)
+    assert from_run["failed"] is False and from_run["artifact_found"] is False and not dest.exists()
+    found = run_module(mlflow_model_info, dict(base, artifact_source="model_version"))
+    assert found["failed"] is False, found.get("msg")
+    assert found["artifact_found"] is True and found["changed"] is True
+    assert dest.read_bytes() == b"mlflow==3.17.2\nscikit-learn==1.9.1\n"
+    missing = run_module(mlflow_model_info, dict(base, artifact_source="model_version", artifact_path="conda.yaml",
+                                                 dest=str(tmp_path / "conda.yaml")))
+    assert missing["failed"] is False and missing["artifact_found"] is False
+    other = run_module(mlflow_model_info, dict(base, artifact_source="nowhere"))
+    assert other["failed"] is True and "artifact_source" in other["msg"]
+
+
 def test_bad_inputs(run_module, mlflow_server, registry, tmp_path):  # noqa: F811
     cases = [
         (dict(alias="production", version="1"), "parameters are mutually exclusive: alias|version"),
