@@ -36,6 +36,8 @@ ALERTS = [
     "HostDiskFillingUp",
     "NodeExporterDown",
     "ScrapeTargetDown",
+    "GpuTelemetryDown",
+    "GpuMemoryNearlyFull",
 ]
 # Every alert's runbook_url: the role's default base URL, '#', the alert's name in lower case.
 RUNBOOK = yaml.safe_load(
