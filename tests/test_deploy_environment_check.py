@@ -20,7 +20,7 @@ pytest.importorskip("mlflow")
 pytest.importorskip("sklearn")
 
 from ansible_collections.runlocalai.mlops.tests.unit.plugins.mlflow_server import (  # noqa: E402,F401 pylint: disable=unused-import
-    ADMIN, ADMIN_PASSWORD, mlflow_server)
+    ADMIN, ADMIN_PASSWORD, admin_credentials, mlflow_server)
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAYBOOK = ROOT / "ansible_collections/runlocalai/mlops/playbooks/deploy_model.yml"
@@ -45,21 +45,13 @@ def versions(mlflow_server, tmp_path_factory):  # noqa: F811
     features.columns = ["f%d" % i for i in range(6)]
     pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(features, data.target)
     signature = infer_signature(features, pipe.predict(features))
-    saved = dict((k, os.environ.get(k)) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"))
-    os.environ.update(MLFLOW_TRACKING_USERNAME=ADMIN, MLFLOW_TRACKING_PASSWORD=ADMIN_PASSWORD)
-    try:
+    with admin_credentials():
         mlflow.set_tracking_uri(mlflow_server.url)
         mlflow.set_experiment("envcheck-tests")
         for requirement in ("scikit-learn==%s" % sklearn.__version__, "scikit-learn==1.4.2"):
             with mlflow.start_run():
                 mlflow.sklearn.log_model(pipe, name="model", signature=signature, registered_model_name=MODEL,
                                          pip_requirements=[requirement], serialization_format="cloudpickle")
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     data_dir = tmp_path_factory.mktemp("envcheck-data")
     features.assign(label=data.target.values).to_csv(data_dir / "eval.csv", index=False)
     return {"eval": str(data_dir / "eval.csv"), "sklearn": sklearn.__version__}

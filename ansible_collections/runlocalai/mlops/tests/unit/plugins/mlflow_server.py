@@ -9,6 +9,7 @@ the fixtures from here:
 """
 
 import atexit
+import contextlib
 import os
 import shutil
 import socket
@@ -89,6 +90,21 @@ def get_server():
     return _STATE["server"]
 
 
+@contextlib.contextmanager
+def admin_credentials():
+    """MLFLOW_TRACKING_USERNAME/PASSWORD set to the test server's admin for the block, then put back."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+    os.environ.update(MLFLOW_TRACKING_USERNAME=ADMIN, MLFLOW_TRACKING_PASSWORD=ADMIN_PASSWORD)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def train_and_log(server):
     """Log two StandardScaler + LogisticRegression pipelines on breast-cancer data in one run.
 
@@ -115,11 +131,8 @@ def train_and_log(server):
     shuffled = numpy.random.RandomState(0).permutation(train_y.values)
     weak = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(train_x, shuffled)
     signature = infer_signature(train_x, good.predict(train_x))
-    saved = dict((k, os.environ.get(k)) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"))
-    os.environ["MLFLOW_TRACKING_USERNAME"] = ADMIN
-    os.environ["MLFLOW_TRACKING_PASSWORD"] = ADMIN_PASSWORD
     models = {}
-    try:
+    with admin_credentials():
         mlflow.set_tracking_uri(server.url)
         mlflow.set_experiment("governance-tests")
         with mlflow.start_run() as run:
@@ -128,12 +141,6 @@ def train_and_log(server):
                 models[name] = mlflow.sklearn.log_model(
                     pipe, name=name, signature=signature, pip_requirements=["scikit-learn==%s" % sklearn.__version__],
                     serialization_format="cloudpickle")
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     evaluation = test_x.copy()
     evaluation["label"] = test_y.values
     evaluation["group"] = ["a" if i % 3 else "b" for i in range(len(evaluation))]
