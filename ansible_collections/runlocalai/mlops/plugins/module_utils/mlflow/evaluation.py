@@ -454,7 +454,7 @@ def evaluate(client, spec):
         with mlflow_env(**spec["connection"]):
             model, size, proba = load_model(spec["model_uri"], workdir)
             features = _features(model, data, label, spec.get("drop_columns") or [])
-            candidate = _quality(model, proba, features, data[label].values, task, spec.get("positive_label"))
+            candidate = quality(model, proba, features, data[label].values, task, spec.get("positive_label"))
             metrics = dict(candidate)
             matrix = metrics.pop("confusion_matrix", None)
             positive = metrics.pop("positive_label", None)
@@ -516,7 +516,9 @@ def _features(model, data, label, drop):
     return features
 
 
-def _quality(model, proba, features, y_true, task, positive_label):
+def quality(model, proba, features, y_true, task, positive_label):
+    """The quality metrics of `model` (a pyfunc model; `proba` its raw model's predict_proba or None) on
+    `features` against `y_true`, plus `_predictions`. Used by the gate and by the training pipeline."""
     try:
         predictions = np.asarray(model.predict(features)).reshape(-1)
     except Exception as exc:  # pylint: disable=broad-except  # model errors vary by flavour
@@ -552,7 +554,7 @@ def _champion(client, spec, resolved, alias, features, data, task, metrics, work
         return {"alias": alias, "status": "no champion: alias %r not set on %r; comparison skipped" % (alias, name)}, []
     uri = "models:/%s/%s" % (name, version)
     champ_model, dummy, champ_proba = load_model(uri, os.path.join(workdir, "champion"))
-    champ = _quality(champ_model, champ_proba, features, data[spec["label_column"]].values, task, spec.get("positive_label"))
+    champ = quality(champ_model, champ_proba, features, data[spec["label_column"]].values, task, spec.get("positive_label"))
     champ.pop("_predictions")
     champ.pop("confusion_matrix", None)
     tolerance = float(spec.get("champion_tolerance") or 0.0)

@@ -1,0 +1,188 @@
+"""Verify the training pipeline (molecule/mlflow_sqlite): the Prefect server and worker as services,
+their doors, and what side_effect's runs (training.yml) left behind, read back from the real programs:
+Prefect's API through the nginx TLS site, MLflow's registry through its own, the node-exporter
+textfile, and the controller's git for the commit that shipped."""
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+SECRETS = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "secrets"
+PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", "."))
+WORKER_VENV = "/opt/runlocalai/venvs/prefect-worker"
+TEXTFILE = "/var/lib/prometheus/node-exporter/mlops_pipeline_breast-cancer.prom"
+MODEL = "breast-cancer"
+
+
+def secret(name):
+    return (SECRETS / name).read_text().split()[0]
+
+
+@pytest.fixture(scope="module")
+def address(host):
+    return host.check_output("hostname -I").split()[0]
+
+
+@pytest.fixture(scope="module")
+def prefect(address):
+    """Calls to the Prefect API as a worker makes them: TLS, the shared auth string."""
+    user, password = ("prefect", secret("prefect"))
+    url = "https://%s:4443/api" % address
+    cert = str(SECRETS / "prefect.crt")
+
+    def call(method, path, body=None, auth=(user, password)):
+        return requests.request(method, url + path, json=body, auth=auth, verify=cert, timeout=30)
+    return call
+
+
+@pytest.fixture(scope="module")
+def mlflow_api(address):
+    url = "https://%s" % address
+    cert = str(SECRETS / "mlflow.crt")
+
+    def get(path, **params):
+        answer = requests.get(url + path, params=params, auth=("admin", secret("admin")), verify=cert, timeout=30)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+    return get
+
+
+def flow_runs(prefect):
+    answer = prefect("POST", "/flow_runs/filter", {"sort": "EXPECTED_START_TIME_ASC", "limit": 200})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def versions(mlflow_api):
+    found = mlflow_api("/api/2.0/mlflow/model-versions/search", filter="name='%s'" % MODEL)
+    return sorted(found.get("model_versions", []), key=lambda v: int(v["version"]))
+
+
+@pytest.mark.parametrize("unit,user", [("prefect-server", "prefect"), ("prefect-worker", "prefect-worker")])
+def test_services_run_sandboxed_as_their_users(host, unit, user):
+    assert host.service(unit).is_running and host.service(unit).is_enabled
+    pid = host.check_output("systemctl show -p MainPID --value %s", unit)
+    assert host.check_output("ps -o user= -p %s", pid) == user
+    out = host.check_output("systemd-analyze security --no-pager %s.service", unit)
+    score = float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", out).group(1))
+    print("systemd-analyze security %s.service: %.1f" % (unit, score))
+    assert score <= 3.5, out
+
+
+def test_server_listens_on_loopback_and_nginx_on_the_address(host, address):
+    listening = host.check_output("ss -Hltn")
+    assert re.search(r"127\.0\.0\.1:4200\s", listening), listening
+    assert not re.search(r"(0\.0\.0\.0|\*|\[::\]|%s):4200\s" % re.escape(address), listening), listening
+    assert re.search(r"%s:4443\s" % re.escape(address), listening), listening
+
+
+def test_api_refuses_calls_without_the_auth_string(prefect):
+    assert prefect("POST", "/flows/filter", {}, auth=None).status_code == 401
+    assert prefect("POST", "/flows/filter", {}, auth=("prefect", "wrong-password-123")).status_code == 401
+    assert prefect("POST", "/flows/filter", {}).status_code == 200
+
+
+def test_telemetry_is_off(host):
+    env = host.file("/etc/prefect/server.env").content_string
+    assert "PREFECT_SERVER_ANALYTICS_ENABLED=false" in env
+    secrets = host.file("/etc/prefect/server-secrets.env")
+    assert (secrets.user, secrets.group, secrets.mode) == ("root", "root", 0o600)
+
+
+def test_the_shipped_code_is_the_controllers_commit(host):
+    head = subprocess.check_output(["git", "-C", str(PROJECT), "rev-parse", "HEAD"], text=True).strip()
+    found = host.check_output("cat /var/lib/runlocalai-training/code/*/PIPELINE_SOURCE.json")
+    sources = [json.loads(part) for part in found.replace("}\n{", "}\x00{").split("\x00")]
+    assert head in [s["commit"] for s in sources]
+    code = host.file("/var/lib/runlocalai-training/code/%s/breast_cancer.py" % [s for s in sources if s["commit"] == head][-1]["id"])
+    assert code.user == "root" and not code.mode & 0o022
+
+
+def test_a_manual_run_registered_a_candidate_and_a_rerun_skipped(host, prefect):
+    runs = host.file("/root/training-runs.json").content_string
+    left = json.loads(runs)
+    assert left["unchanged"]["state"]["name"] == "Skipped", left["unchanged"]
+    assert "unchanged data" in left["unchanged"]["state"]["message"]
+    registered = [r for r in flow_runs(prefect) if (r["state"]["message"] or "").startswith("registered %s version" % MODEL)]
+    assert len(registered) == 1, [r["state"] for r in flow_runs(prefect)]
+
+
+def test_a_schema_violation_stops_the_run_in_validation(host):
+    invalid = json.loads(host.file("/root/training-runs.json").content_string)["invalid"]
+    assert invalid["state"]["type"] == "FAILED", invalid
+    assert "validate: the data violates its schema" in invalid["state"]["message"], invalid
+    assert "mean_radius" in invalid["state"]["message"], invalid
+
+
+def test_the_schedule_starts_runs(prefect):
+    deadline = time.time() + 180
+    while True:
+        scheduled = [r for r in flow_runs(prefect) if "auto-scheduled" in r["tags"] and r["state"]["type"] == "COMPLETED"]
+        if scheduled or time.time() > deadline:
+            break
+        time.sleep(5)
+    assert scheduled, [(r["tags"], r["state"]["type"]) for r in flow_runs(prefect)]
+    assert scheduled[0]["parameters"]["spec"]["model"] == MODEL
+
+
+def test_the_candidate_carries_its_provenance(host, prefect, mlflow_api):
+    found = versions(mlflow_api)
+    assert len(found) == 1, found
+    version = found[0]
+    tags = dict((t["key"], t["value"]) for t in version.get("tags", []))
+    head = subprocess.check_output(["git", "-C", str(PROJECT), "rev-parse", "HEAD"], text=True).strip()
+    dirty = bool(subprocess.check_output(["git", "-C", str(PROJECT), "status", "--porcelain", "--", "pipelines"], text=True).strip())
+    assert tags["training.git_commit"] == head
+    assert tags["training.git_dirty"] == str(dirty).lower()
+    assert tags["training.data_uri"] == "file:///srv/training/breast-cancer.csv"
+    assert tags["training.data_sha256"] == host.check_output("sha256sum /srv/training/breast-cancer.csv").split()[0]
+    assert "Python " + tags["training.python"] == host.check_output(WORKER_VENV + "/bin/python --version")
+    assert tags["training.host"] == host.check_output("hostname")
+    assert tags["training.cpu"]
+    run = prefect("GET", "/flow_runs/%s" % tags["training.flow_run_id"]).json()
+    assert run["state"]["message"].startswith("registered %s version %s" % (MODEL, version["version"]))
+    assert tags["training.trigger"] == json.loads(tags["training.trigger_detail"])["kind"]
+    # The exact package set, as an artifact of the run, and its digest as a tag.
+    lock = requests.get("https://%s/get-artifact" % host.check_output("hostname -I").split()[0],
+                        params={"run_id": version["run_id"], "path": "provenance/requirements.lock"},
+                        auth=("admin", secret("admin")), verify=str(SECRETS / "mlflow.crt"), timeout=30).text
+    assert "prefect==3.9.1" in lock.splitlines() and "scikit-learn==1.9.1" in lock.splitlines()
+    assert hashlib.sha256(lock.strip("\n").encode()).hexdigest() == tags["training.packages_sha256"]
+    # A candidate: no alias points at it until deploy_model.yml's gate and approvals.
+    model = mlflow_api("/api/2.0/mlflow/registered-models/get", name=MODEL)["registered_model"]
+    assert not model.get("aliases")
+
+
+def test_the_candidate_has_its_reference_profile_and_pinned_requirements(host, mlflow_api, address):
+    version = versions(mlflow_api)[0]
+    listing = mlflow_api("/api/2.0/mlflow/artifacts/list", run_id=version["run_id"], path="drift")
+    assert "drift/reference_profile.json" in [f["path"] for f in listing.get("files", [])]
+    requirements = requests.get("https://%s/get-artifact" % address, params={"run_id": version["run_id"], "path": "model/requirements.txt"},
+                                auth=("admin", secret("admin")), verify=str(SECRETS / "mlflow.crt"), timeout=30).text
+    assert "scikit-learn==1.9.1" in requirements.splitlines(), requirements
+
+
+def test_runs_and_evaluation_are_series(host, mlflow_api):
+    families = dict((f.name, f) for f in text_string_to_metric_families(host.file(TEXTFILE).content_string))
+    runs = dict((s.labels["outcome"], s.value) for s in families["mlops_pipeline_runs"].samples if s.name.endswith("_total"))
+    assert runs["success"] == 1 and runs["skipped_unchanged"] >= 1 and runs["failed"] >= 1, runs
+    last_failed = [s.value for s in families["mlops_pipeline_last_run_failed"].samples]
+    assert last_failed in ([0.0], [1.0])
+    version = versions(mlflow_api)[0]
+    run = mlflow_api("/api/2.0/mlflow/runs/get", run_id=version["run_id"])["run"]
+    logged = dict((m["key"], m["value"]) for m in run["data"]["metrics"])
+    evaluation = dict(((s.labels["metric"], s.labels["group"]), s) for s in families["mlops_evaluation_metric"].samples)
+    accuracy = evaluation[("accuracy", "all")]
+    assert accuracy.labels["version"] == version["version"] and accuracy.labels["run_id"] == version["run_id"]
+    assert accuracy.value == pytest.approx(logged["accuracy"])
+    assert 0.9 < accuracy.value <= 1.0
+    assert ("accuracy", "low") in evaluation and ("accuracy", "high") in evaluation
+    assert evaluation[("max_disparity", "all")].value == pytest.approx(logged["max_disparity"])
