@@ -13,7 +13,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTION = ROOT / "ansible_collections" / "runlocalai" / "mlops"
-MIRRORED = ["runtime", "mlflow_server", "monitoring"]  # the default of apt_packages_roles
+MIRRORED = ["runtime", "mlflow_server", "monitoring", "prefect_server"]  # the default of apt_packages_roles
 MODULES = {"ansible.builtin.apt", "ansible.builtin.package", "apt", "package"}
 PATTERN = re.compile(r"^__[a-z0-9_]+_packages?$")
 

@@ -25,7 +25,6 @@ import mlflow.sklearn
 import sklearn
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
-from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -34,25 +33,9 @@ from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import cli 
 from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import engine as drift_engine
 
 import demo_features
+from demo_data import GROUP_COLUMN, derive_group, load_data
 
 VARIANTS = ("good", "weak", "unportable")
-# The gate's fairness group: derived (see above), and named so.
-GROUP_COLUMN = "derived_texture_group"
-GROUP_FEATURE = "mean_texture"
-
-
-def load_data():
-    data = load_breast_cancer(as_frame=True)
-    features = data.data.copy()
-    features.columns = [c.replace(" ", "_") for c in features.columns]
-    return features, data.target
-
-
-def derive_group(features):
-    """The derived group of each row: `low` where GROUP_FEATURE is at or below its median over the whole
-    dataset (569 rows), `high` above. Not a sensitive attribute of the patients: a stand-in for one."""
-    median = features[GROUP_FEATURE].median()
-    return features[GROUP_FEATURE].gt(median).map({True: "high", False: "low"})
 
 
 def write_data(data_dir, features, target):

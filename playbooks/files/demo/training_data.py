@@ -1,5 +1,5 @@
 """Write the training pipeline's demo data: breast-cancer (scikit-learn's dataset) with its label and
-the derived group column (see register_models.py: derived from mean_texture, not a sensitive attribute).
+the derived group column (see demo_data.py: derived from mean_texture, not a sensitive attribute).
 
   breast-cancer.csv          all 569 rows: the features, `target`, `derived_texture_group`
   breast-cancer-invalid.csv  the same with `mean_radius` emptied on 20 rows (a schema violation: nulls)
@@ -9,7 +9,7 @@ usage: training_data.py OUT_DIR"""
 import os
 import sys
 
-from register_models import GROUP_COLUMN, derive_group, load_data
+from demo_data import GROUP_COLUMN, derive_group, load_data
 
 
 def main(out_dir):

@@ -96,7 +96,11 @@ EXAMPLES = r"""
     entrypoint: /opt/runlocalai/training/lib/runlocalai_mlops/training/flow.py:training_pipeline
     code_dir: /var/lib/runlocalai-training/code/3f2c1e0
     parameters:
-      spec: {model: breast-cancer, entrypoint: "breast_cancer:train", data_uri: "file:///srv/data/bc.csv", label_column: target}
+      spec:
+        model: breast-cancer
+        entrypoint: "breast_cancer:train"
+        data_uri: file:///srv/data/bc.csv
+        label_column: target
     schedule: "0 3 * * *"
 """
 

@@ -32,7 +32,9 @@ def _load(path):
 def record_run(textfile_dir, state_dir, model, outcome, started, ended, evaluation=None):
     """Add one run to the model's state and rewrite its textfile. evaluation: (version, run_id, rows) with
     rows of (metric, group, value) for a registered candidate; a skipped or failed run keeps the last one."""
-    from prometheus_client import CollectorRegistry, Counter, Gauge, write_to_textfile  # pylint: disable=import-outside-toplevel
+    from prometheus_client import (  # pylint: disable=import-outside-toplevel
+        CollectorRegistry, Counter, Gauge, disable_created_metrics, write_to_textfile)
+    disable_created_metrics()  # no *_created series: the counters' start is not news
     if outcome not in OUTCOMES:
         raise ValueError("outcome: %r is not one of %s" % (outcome, ", ".join(OUTCOMES)))
     state_path = os.path.join(state_dir, "pipeline-%s.json" % model)
