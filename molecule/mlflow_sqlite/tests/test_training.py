@@ -66,7 +66,8 @@ def versions(mlflow_api):
     return sorted(found.get("model_versions", []), key=lambda v: int(v["version"]))
 
 
-@pytest.mark.parametrize("unit,user", [("prefect-server", "prefect"), ("prefect-worker", "prefect-worker")])
+@pytest.mark.parametrize("unit,user", [("prefect-server", "prefect"), ("prefect-worker", "prefect-worker"),
+                                       ("runlocalai-training-trigger", "prefect")])
 def test_services_run_sandboxed_as_their_users(host, unit, user):
     assert host.service(unit).is_running and host.service(unit).is_enabled
     pid = host.check_output("systemctl show -p MainPID --value %s", unit)
@@ -107,12 +108,22 @@ def test_the_shipped_code_is_the_controllers_commit(host):
 
 
 def test_a_manual_run_registered_a_candidate_and_a_rerun_skipped(host, prefect):
-    runs = host.file("/root/training-runs.json").content_string
-    left = json.loads(runs)
+    left = json.loads(host.file("/root/training-runs.json").content_string)
     assert left["unchanged"]["state"]["name"] == "Skipped", left["unchanged"]
     assert "unchanged data" in left["unchanged"]["state"]["message"]
     registered = [r for r in flow_runs(prefect) if (r["state"]["message"] or "").startswith("registered %s version" % MODEL)]
-    assert len(registered) == 1, [r["state"] for r in flow_runs(prefect)]
+    assert sorted(r["parameters"]["trigger"]["kind"] for r in registered) == ["manual", "new-data"], [r["state"] for r in flow_runs(prefect)]
+
+
+def test_new_data_started_one_run_that_trained_on_it(host, mlflow_api):
+    runs = json.loads(host.file("/root/training-runs.json").content_string)["new_data"]
+    assert len(runs) == 1, runs  # PathChanged may fire more than once: one run per content
+    trigger = runs[0]["parameters"]["trigger"]
+    digest = host.check_output("sha256sum /srv/training/breast-cancer-next.csv").split()[0]
+    assert trigger == {"kind": "new-data", "path": "/srv/training/breast-cancer.csv", "sha256": digest}
+    assert runs[0]["state"]["message"].startswith("registered %s version 2" % MODEL), runs[0]["state"]
+    tags = dict((t["key"], t["value"]) for t in versions(mlflow_api)[1]["tags"])
+    assert tags["training.trigger"] == "new-data" and tags["training.data_sha256"] == digest
 
 
 def test_a_schema_violation_stops_the_run_in_validation(host):
@@ -122,20 +133,15 @@ def test_a_schema_violation_stops_the_run_in_validation(host):
     assert "mean_radius" in invalid["state"]["message"], invalid
 
 
-def test_the_schedule_starts_runs(prefect):
-    deadline = time.time() + 180
-    while True:
-        scheduled = [r for r in flow_runs(prefect) if "auto-scheduled" in r["tags"] and r["state"]["type"] == "COMPLETED"]
-        if scheduled or time.time() > deadline:
-            break
-        time.sleep(5)
-    assert scheduled, [(r["tags"], r["state"]["type"]) for r in flow_runs(prefect)]
+def test_the_schedule_started_runs(host):
+    scheduled = json.loads(host.file("/root/training-runs.json").content_string)["scheduled"]
+    assert scheduled and all(r["state"]["type"] == "COMPLETED" and "auto-scheduled" in r["tags"] for r in scheduled), scheduled
     assert scheduled[0]["parameters"]["spec"]["model"] == MODEL
 
 
 def test_the_candidate_carries_its_provenance(host, prefect, mlflow_api):
     found = versions(mlflow_api)
-    assert len(found) == 1, found
+    assert [v["version"] for v in found] == ["1", "2"], found
     version = found[0]
     tags = dict((t["key"], t["value"]) for t in version.get("tags", []))
     head = subprocess.check_output(["git", "-C", str(PROJECT), "rev-parse", "HEAD"], text=True).strip()
@@ -143,7 +149,9 @@ def test_the_candidate_carries_its_provenance(host, prefect, mlflow_api):
     assert tags["training.git_commit"] == head
     assert tags["training.git_dirty"] == str(dirty).lower()
     assert tags["training.data_uri"] == "file:///srv/training/breast-cancer.csv"
-    assert tags["training.data_sha256"] == host.check_output("sha256sum /srv/training/breast-cancer.csv").split()[0]
+    # Version 1 trained on the first extract (the file now holds the next one).
+    assert tags["training.data_sha256"] != host.check_output("sha256sum /srv/training/breast-cancer.csv").split()[0]
+    assert tags["training.data_sha256"] == host.check_output("sha256sum /srv/training/breast-cancer-all.csv").split()[0]
     assert "Python " + tags["training.python"] == host.check_output(WORKER_VENV + "/bin/python --version")
     assert tags["training.host"] == host.check_output("hostname")
     assert tags["training.cpu"]
@@ -173,10 +181,10 @@ def test_the_candidate_has_its_reference_profile_and_pinned_requirements(host, m
 def test_runs_and_evaluation_are_series(host, mlflow_api):
     families = dict((f.name, f) for f in text_string_to_metric_families(host.file(TEXTFILE).content_string))
     runs = dict((s.labels["outcome"], s.value) for s in families["mlops_pipeline_runs"].samples if s.name.endswith("_total"))
-    assert runs["success"] == 1 and runs["skipped_unchanged"] >= 1 and runs["failed"] >= 1, runs
+    assert runs["success"] == 2 and runs["skipped_unchanged"] >= 1 and runs["failed"] >= 1, runs
     last_failed = [s.value for s in families["mlops_pipeline_last_run_failed"].samples]
     assert last_failed in ([0.0], [1.0])
-    version = versions(mlflow_api)[0]
+    version = versions(mlflow_api)[-1]  # the last candidate's evaluation
     run = mlflow_api("/api/2.0/mlflow/runs/get", run_id=version["run_id"])["run"]
     logged = dict((m["key"], m["value"]) for m in run["data"]["metrics"])
     evaluation = dict(((s.labels["metric"], s.labels["group"]), s) for s in families["mlops_evaluation_metric"].samples)
@@ -186,3 +194,58 @@ def test_runs_and_evaluation_are_series(host, mlflow_api):
     assert 0.9 < accuracy.value <= 1.0
     assert ("accuracy", "low") in evaluation and ("accuracy", "high") in evaluation
     assert evaluation[("max_disparity", "all")].value == pytest.approx(logged["max_disparity"])
+
+
+def test_a_restored_snapshot_brings_back_the_deployments_of_its_time(host, prefect):
+    restored = json.loads(host.file("/root/training-runs.json").content_string)["restored"]
+    assert restored[0]["name"] == MODEL and restored[0]["id"], restored
+    assert restored[1]["name"] == "made-after-the-snapshot" and restored[1]["id"] is None, restored
+    assert prefect("GET", "/deployments/name/training-pipeline/made-after-the-snapshot").status_code == 404
+    snapshots = host.check_output("ls /var/lib/prefect/backups")
+    assert re.search(r"prefect-\d{8}T\d{6}Z\.db", snapshots), snapshots
+
+
+def alertmanager_payload(starts):
+    """What Alertmanager sends when ModelDataDrift fires for breast-cancer (webhook format version 4)."""
+    labels = {"alertname": "ModelDataDrift", "model": MODEL, "model_version": "1", "severity": "warning"}
+    return {"version": "4", "groupKey": '{}:{alertname="ModelDataDrift"}', "status": "firing", "receiver": "retrain",
+            "groupLabels": {"alertname": "ModelDataDrift"}, "commonLabels": labels, "externalURL": "http://alertmanager",
+            "alerts": [{"status": "firing", "labels": dict(labels, feature=f), "annotations": {}, "startsAt": starts,
+                        "endsAt": "0001-01-01T00:00:00Z", "fingerprint": f} for f in ("mean_radius", "worst_area")]}
+
+
+def test_a_drift_alert_starts_one_run_and_its_repeats_none(address, prefect):
+    url = "https://%s:4443/hooks/alertmanager" % address
+    cert = str(SECRETS / "prefect.crt")
+    token = {"Authorization": "Bearer " + secret("trigger")}
+    body = alertmanager_payload("2026-12-07T10:00:00.000Z")
+    first = requests.post(url, json=body, headers=token, verify=cert, timeout=30)
+    again = requests.post(url, json=body, headers=token, verify=cert, timeout=30)
+    assert first.status_code == 202 and again.status_code == 202, (first.text, again.text)
+    run_id = first.json()["started"][0]["flow_run_id"]
+    assert again.json()["started"][0]["flow_run_id"] == run_id
+    deadline = time.time() + 180
+    while True:
+        run = prefect("GET", "/flow_runs/%s" % run_id).json()
+        if run["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED") or time.time() > deadline:
+            break
+        time.sleep(3)
+    assert run["state"]["name"] == "Skipped", run["state"]  # the data has not changed since the candidate
+    assert run["parameters"]["trigger"]["kind"] == "drift-alert" and "trigger:drift-alert" in run["tags"]
+    assert run["parameters"]["trigger"]["fingerprints"] == ["mean_radius", "worst_area"]
+
+
+@pytest.mark.parametrize("headers,body,status", [
+    ({}, b"{}", 401),
+    ({"Authorization": "Bearer not-the-token"}, b"{}", 401),
+    ("token", b"{not json", 400),
+    ("token", b"[" * 100000 + b"]" * 100000, 400),
+    ("token", b'{"alerts": []}', 400),
+])
+def test_the_receiver_answers_hostile_input_with_4xx(address, headers, body, status):
+    if headers == "token":
+        headers = {"Authorization": "Bearer " + secret("trigger")}
+    headers = dict(headers, **{"Content-Type": "application/json"})
+    answer = requests.post("https://%s:4443/hooks/alertmanager" % address, data=body, headers=headers,
+                           verify=str(SECRETS / "prefect.crt"), timeout=30)
+    assert answer.status_code == status, answer.text

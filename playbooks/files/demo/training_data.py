@@ -3,6 +3,7 @@ the derived group column (see demo_data.py: derived from mean_texture, not a sen
 
   breast-cancer.csv          all 569 rows: the features, `target`, `derived_texture_group`
   breast-cancer-invalid.csv  the same with `mean_radius` emptied on 20 rows (a schema violation: nulls)
+  breast-cancer-next.csv     a later extract: the first 500 rows (new data for the pipeline's new-data trigger)
 
 usage: training_data.py OUT_DIR"""
 
@@ -20,6 +21,7 @@ def main(out_dir):
     invalid = data.copy()
     invalid.loc[invalid.index[:20], "mean_radius"] = None
     invalid.to_csv(os.path.join(out_dir, "breast-cancer-invalid.csv"), index=False)
+    data.iloc[:500].to_csv(os.path.join(out_dir, "breast-cancer-next.csv"), index=False)
     return 0
 
 

@@ -30,6 +30,8 @@ def as_task(name, function, retries=0):
 @flow(name="training-pipeline")
 def training_pipeline(spec: dict, trigger: dict = None):
     """fetch -> validate -> skip when unchanged -> train -> evaluate -> register a candidate."""
+    if trigger is None:  # the deployment's schedule, or a run started from the UI
+        trigger = {"kind": "schedule" if "auto-scheduled" in (flow_run.get_tags() or []) else "manual"}
     result = pipeline.run(spec, trigger, os.getcwd(), TEXTFILE_DIR, STATE_DIR, str(flow_run.get_id() or ""),
                           flow_run.get_name() or "", stage=as_task)
     get_run_logger().info(result["message"])
