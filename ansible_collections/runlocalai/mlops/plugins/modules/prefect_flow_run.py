@@ -16,7 +16,7 @@ description:
   - Creates a flow run of the deployment O(deployment) (of the flow O(flow_name)) with O(parameters) merged over the
     deployment's own, and with O(wait) waits until it is Completed, Failed, Crashed or Cancelled.
   - Fails when the run does not complete (its state message says which stage refused and why), unless O(fail_on_failure=false).
-  - An O(idempotency_key) the server has seen returns that run instead of starting another: the same key twice starts one run.
+  - An O(idempotency_key) the server has seen returns that run instead of starting another (the same key twice starts one run).
   - Starting a run is a change; in check mode nothing is started.
 author:
   - runlocalai contributors (@runlocalai)
@@ -28,6 +28,7 @@ attributes:
     description: Checks that the deployment exists and reports that a run would start; starts nothing.
   diff_mode:
     support: none
+    description: A run is an event, not a state to compare.
 options:
   deployment:
     description: Name of the deployment.

@@ -18,7 +18,7 @@ description:
     The training pipeline reads that file and records it on every version it registers.
   - Refuses a directory with uncommitted changes unless O(allow_dirty) (then the working tree ships, recorded as dirty).
   - The same content gives the same bytes, so O(dest) is rewritten only when the code changed.
-  - Runs on the controller (C(delegate_to: localhost)); needs C(git).
+  - Runs on the controller (with C(delegate_to) V(localhost)); needs C(git).
 author:
   - runlocalai contributors (@runlocalai)
 attributes:

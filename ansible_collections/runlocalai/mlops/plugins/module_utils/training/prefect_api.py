@@ -8,19 +8,13 @@ training_pipelines entries become, compared field by field with what the server 
 from __future__ import absolute_import, division, print_function
 
 import base64
+import http.client
 import json
 import ssl
 import time
+from urllib.parse import quote, urlsplit
 
 from ..common.errors import MlopsError
-
-try:
-    from urllib.error import HTTPError, URLError
-    from urllib.parse import quote
-    from urllib.request import Request, urlopen
-except ImportError:  # pragma: no cover - Python 2
-    HTTPError = URLError = Exception
-    quote = Request = urlopen = None
 
 FLOW_NAME = "training-pipeline"
 FINAL_STATES = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
@@ -35,6 +29,7 @@ class PrefectClient(object):
         if not api_url or not api_url.startswith(("http://", "https://")):
             raise PrefectError("api_url: expected http(s)://HOST:PORT/api, got %r" % (api_url,))
         self.api_url = api_url.rstrip("/")
+        self.parts = urlsplit(self.api_url)
         self.timeout = timeout
         self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if auth_string:
@@ -43,19 +38,24 @@ class PrefectClient(object):
 
     def call(self, method, path, body=None, missing_ok=False):
         data = json.dumps(body).encode("utf-8") if body is not None else None
-        request = Request(self.api_url + path, data=data, headers=self.headers, method=method)
+        if self.parts.scheme == "https":
+            connection = http.client.HTTPSConnection(self.parts.hostname, self.parts.port or 443, timeout=self.timeout, context=self.context)
+        else:
+            connection = http.client.HTTPConnection(self.parts.hostname, self.parts.port or 80, timeout=self.timeout)
         try:
-            with urlopen(request, timeout=self.timeout, context=self.context) as response:
-                text = response.read().decode("utf-8")
-        except HTTPError as exc:
-            if missing_ok and exc.code == 404:
-                return None
-            detail = exc.read().decode("utf-8", "replace")[:500]
-            if exc.code == 401:
-                raise PrefectError("%s %s: 401 unauthorized: the auth string is wrong" % (method, path))
-            raise PrefectError("%s %s: HTTP %s: %s" % (method, path, exc.code, detail))
-        except (URLError, OSError) as exc:
-            raise PrefectError("%s %s: cannot reach %s: %s" % (method, path, self.api_url, getattr(exc, "reason", exc)))
+            connection.request(method, self.parts.path + path, body=data, headers=self.headers)
+            response = connection.getresponse()
+            status, text = response.status, response.read().decode("utf-8", "replace")
+        except (OSError, http.client.HTTPException) as exc:
+            raise PrefectError("%s %s: cannot reach %s: %s" % (method, path, self.api_url, exc))
+        finally:
+            connection.close()
+        if status == 404 and missing_ok:
+            return None
+        if status == 401:
+            raise PrefectError("%s %s: 401 unauthorized: the auth string is wrong" % (method, path))
+        if status >= 300:
+            raise PrefectError("%s %s: HTTP %s: %s" % (method, path, status, text[:500]))
         return json.loads(text) if text else None
 
     def flow_id(self, name=FLOW_NAME, create=True):

@@ -148,7 +148,7 @@ def serve(args):
 def new_data(args):
     """One run for the data file at args.path, keyed by its content."""
     if not os.path.isfile(args.path):
-        print("new-data: %s is not there (yet): nothing to do" % args.path)
+        sys.stdout.write("new-data: %s is not there (yet): nothing to do\n" % args.path)
         return 0
     digest = file_sha256(args.path)
     client = PrefectClient(args.api_url, os.environ.get("PREFECT_API_AUTH_STRING"), args.ca_path)
@@ -157,7 +157,7 @@ def new_data(args):
         raise SystemExit("new-data: no deployment %r on %s (run playbooks/train.yml)" % (args.model, args.api_url))
     trigger = {"kind": "new-data", "path": args.path, "sha256": digest}
     run = client.create_flow_run(deployment["id"], {"trigger": trigger}, ["trigger:new-data"], "new-data:%s:%s" % (args.model, digest))
-    print(json.dumps({"model": args.model, "flow_run_id": run["id"], "sha256": digest}))
+    sys.stdout.write(json.dumps({"model": args.model, "flow_run_id": run["id"], "sha256": digest}) + "\n")
     return 0
 
 
@@ -187,4 +187,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

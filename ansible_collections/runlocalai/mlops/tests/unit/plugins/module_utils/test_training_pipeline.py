@@ -11,7 +11,6 @@ __metaclass__ = type
 
 import hashlib
 import json
-import os
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families

@@ -38,8 +38,8 @@ class Client:
         return run
 
 
-def call(client, body, headers=HEADERS):
-    return trigger.handle(client, TOKEN, {"ModelDataDrift"}, headers, json.dumps(body).encode() if not isinstance(body, bytes) else body)
+def call(client, body, headers=None):
+    return trigger.handle(client, TOKEN, {"ModelDataDrift"}, HEADERS if headers is None else headers, json.dumps(body).encode() if not isinstance(body, bytes) else body)
 
 
 def test_a_firing_drift_alert_starts_one_run_per_model_and_repeats_start_nothing():
