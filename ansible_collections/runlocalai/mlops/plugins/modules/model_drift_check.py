@@ -28,6 +28,7 @@ author:
 requirements:
   - numpy
   - scipy
+  - prometheus_client (only with O(prometheus_textfile))
   - pyarrow (only for Parquet input)
 attributes:
   check_mode:

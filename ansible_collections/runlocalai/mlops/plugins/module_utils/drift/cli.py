@@ -109,6 +109,10 @@ def build_parser():
     for key in ("delta", "threshold", "k", "h", "target", "sigma"):
         seq.add_argument("--" + key, type=float, default=SEQUENTIAL_DEFAULTS[key])
     seq.add_argument("--min-instances", type=int, default=SEQUENTIAL_DEFAULTS["min_instances"])
+    mod.add_argument("--model-version", help="only the serving-window records of this model version (their model_version)")
+    mod.add_argument("--no-data-ok", action="store_true",
+                     help="a window or feedback directory without records (of --model-version) or a series without values "
+                          "leaves the check undecided instead of failing (a timer on a service that has seen no traffic yet)")
     mod.add_argument("--report", help="JSON report path")
     mod.add_argument("--textfile", help="Prometheus textfile path (node-exporter textfile collector)")
     mod.add_argument("--label", action="append", type=_label, default=[], metavar="NAME=VALUE", help="Prometheus label (repeat)")
@@ -250,7 +254,7 @@ def _model_specs(args):
 def _model_check(args):
     labels = validate_labels(dict(args.label), MODEL_RESERVED_LABELS)
     accuracy, sequential = _model_specs(args)
-    result = run_model_checks(accuracy, sequential)
+    result = run_model_checks(accuracy, sequential, model_version=args.model_version, no_data_ok=args.no_data_ok)
     items = []
     if args.report:
         items.append(("--report", args.report, render_json(result, MODEL_REPORT_FORMAT)))

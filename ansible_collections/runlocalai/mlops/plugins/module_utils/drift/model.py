@@ -13,11 +13,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import math
 import os
 
-from .tables import JSONL_SUFFIXES, Categories, _flatten, canonical_category, iter_records, read_table, window_files
-from .options import ACCURACY_DEFAULTS, SEQUENTIAL_DEFAULTS, SEQUENTIAL_DIRECTIONS, SEQUENTIAL_METHODS
+from .tables import (
+    JSONL_SUFFIXES, WINDOW_SUFFIXES, Categories, _flatten, _suffix_in, canonical_category, iter_records, read_table, window_files,
+)
+from .options import ACCURACY_DEFAULTS, SEQUENTIAL_DEFAULTS, SEQUENTIAL_DIRECTIONS, SEQUENTIAL_METHODS, TIMER_PARTS, timer_part_settings
 from .stats import DriftInputError, require_numpy, require_scipy
 
 try:
@@ -273,11 +276,32 @@ def read_fields(path, fields, what):
 
 
 def _key(request_id, instance):
-    return canonical_category(request_id), canonical_category(instance)
+    """Join key of a prediction or a label. A missing instance is instance 0: the service writes
+    `instance` only for batched requests, and a label may name instance 0 of a one-row request."""
+    return canonical_category(request_id), canonical_category(0 if instance is None else instance)
 
 
-def _join_feedback(spec, where):
-    """Predictions and labels of the accuracy check: inline lists, or a window joined with a feedback file."""
+def _has_records(path):
+    """False for a path that is missing, or a directory without serving-window / feedback files yet."""
+    if not path or not os.path.exists(path):
+        return False
+    if os.path.isdir(path):
+        return any(_suffix_in(n, WINDOW_SUFFIXES) and not n.startswith(".") for n in os.listdir(path))
+    return True
+
+
+def _keep_version(cols, rows, model_version):
+    """Row indexes of the records of model_version (all rows when it is None)."""
+    if model_version is None:
+        return list(range(rows))
+    wanted = canonical_category(model_version)
+    return [i for i in range(rows) if canonical_category(cols["model_version"][i]) == wanted]
+
+
+def _join_feedback(spec, where, model_version=None, no_data_ok=False):
+    """Predictions and labels of the accuracy check: inline lists, or a window joined with a feedback file.
+    model_version: only the window's records of that version count. no_data_ok: a window without records
+    (of that version) or a feedback path without files yet gives no labelled rows instead of an error."""
     info = {}
     if spec["predictions"] is not None or spec["labels"] is not None:
         if spec["current"] is not None:
@@ -296,12 +320,29 @@ def _join_feedback(spec, where):
     if spec["current"] is None:
         raise DriftInputError("%s: current (a serving window or data file) or predictions and labels is required" % where)
     pred_f, label_f, id_f = spec["prediction_field"], spec["label_field"], spec["id_field"]
-    cols, rows, present = read_fields(spec["current"], [pred_f, label_f, id_f, "instance"], where + ".current")
+    if no_data_ok and not _has_records(spec["current"]):
+        info.update(source=spec["current"], rows=0, embedded_labels=0, no_data=True)
+        return [], [], info
+    cols, rows, present = read_fields(spec["current"], [pred_f, label_f, id_f, "instance", "model_version"], where + ".current")
+    keep = _keep_version(cols, rows, model_version)
+    if model_version is not None:
+        cols = dict((name, [column[i] for i in keep]) for name, column in cols.items())
+        info.update(model_version=str(model_version), other_versions=rows - len(keep))
+        rows = len(keep)
+        present = set(name for name, column in cols.items() if any(v is not None for v in column))
+        if rows == 0 and no_data_ok:
+            info.update(source=spec["current"], rows=0, embedded_labels=0, no_data=True)
+            return [], [], info
+        if rows == 0:
+            raise DriftInputError("%s.current: no records of model version %s in %s" % (where, model_version, spec["current"]))
     if pred_f not in present:
         raise DriftInputError("%s.current: no '%s' values in %s (set %s.prediction_field)" % (where, pred_f, spec["current"], where))
     predictions = cols[pred_f]
     labels = list(cols[label_f])
     info.update(source=spec["current"], rows=rows, embedded_labels=sum(v is not None for v in labels))
+    if spec["feedback"] is not None and no_data_ok and not _has_records(spec["feedback"]):
+        info.update(feedback=spec["feedback"], feedback_rows=0, feedback_duplicates=0, joined=0, unjoinable=0, orphan_feedback=0)
+        return predictions, labels, info
     if spec["feedback"] is None:
         if label_f not in present:
             raise DriftInputError("%s.current: no '%s' values in %s; give %s.feedback (labels joined by %s)" % (
@@ -346,8 +387,8 @@ def _read_feedback(path, id_f, label_f, what):
     return out, duplicates, rows
 
 
-def check_accuracy(given, where="accuracy"):
-    """Accuracy decay of a labelled window against a reference accuracy (see accuracy_decay)."""
+def accuracy_params(given, where="accuracy"):
+    """The accuracy check's settings: given + defaults, every value checked (no data read)."""
     spec = _spec(given, ACCURACY_DEFAULTS, where)
     if spec["reference_accuracy"] is None:
         raise DriftInputError("%s.reference_accuracy: required (accuracy of the model on its reference data, in [0, 1])" % where)
@@ -359,7 +400,14 @@ def check_accuracy(given, where="accuracy"):
     for key in ("prediction_field", "label_field", "id_field"):
         if not isinstance(spec[key], str) or not spec[key]:
             raise DriftInputError("%s.%s: must be a non-empty string" % (where, key))
-    predictions, labels, info = _join_feedback(spec, where)
+    return spec
+
+
+def check_accuracy(given, where="accuracy", model_version=None, no_data_ok=False):
+    """Accuracy decay of a labelled window against a reference accuracy (see accuracy_decay).
+    model_version and no_data_ok: see _join_feedback."""
+    spec = accuracy_params(given, where)
+    predictions, labels, info = _join_feedback(spec, where, model_version, no_data_ok)
     correct, labelled = count_correct(predictions, labels)
     info.update(predictions=sum(p is not None for p in predictions), labelled=labelled)
     out = {"check": "accuracy", "kind": "accuracy", "labels": info, "threshold": spec["max_drop"], "alpha": spec["alpha"],
@@ -378,7 +426,18 @@ def check_accuracy(given, where="accuracy"):
     return out
 
 
-def _series_values(spec, where):
+def _series_values(spec, where, model_version=None, no_data_ok=False):
+    """The series (numpy array) and its source. model_version: only the records of that version of a
+    serving window / JSON-lines file. no_data_ok: a window without records (of that version) or without
+    the field gives an empty series instead of an error."""
+    series = spec["series"]
+    if isinstance(series, str) and series and (model_version is not None or no_data_ok) and spec["field"] is not None:
+        lower = series.lower()
+        if not _has_records(series):
+            if no_data_ok:
+                return np.zeros(0), series
+        elif os.path.isdir(series) or lower.endswith(JSONL_SUFFIXES) or lower.endswith(".json"):
+            return _window_series(spec, where, model_version, no_data_ok), series
     series = spec["series"]
     if isinstance(series, (list, tuple)):
         for i, value in enumerate(series):
@@ -408,8 +467,27 @@ def _series_values(spec, where):
     return column, series
 
 
-def check_sequential(given, index=0, where=None):
-    """One sequential detector (Page-Hinkley or CUSUM) over a monitored series."""
+def _window_series(spec, where, model_version, no_data_ok):
+    """The field of a serving window / JSON-lines file as floats (NaN: missing), filtered by model_version."""
+    field = spec["field"]
+    cols, rows, present = read_fields(spec["series"], [field, "model_version"], where + ".series")
+    keep = _keep_version(cols, rows, model_version)
+    values = []
+    for i in keep:
+        value = cols[field][i]
+        if value is not None and not _is_number(value):
+            raise DriftInputError("%s.series: record %d of %s: '%s' is not a number: %r" % (where, i + 1, spec["series"], field, value))
+        if value is not None and math.isinf(value):
+            raise DriftInputError("feature '%s': infinite value in %s (record %d)" % (field, spec["series"], i + 1))
+        values.append(float("nan") if value is None else float(value))
+    if not values and not no_data_ok:
+        raise DriftInputError("%s.series: no records of model version %s in %s" % (where, model_version, spec["series"]))
+    return np.asarray(values, dtype=np.float64)
+
+
+def sequential_params(given, index=0, where=None):
+    """A sequential detector's settings: given + defaults, every value checked (no data read).
+    Returns (spec, direction, where)."""
     where = where or "sequential[%d]" % index
     spec = _spec(given, SEQUENTIAL_DEFAULTS, where)
     method = spec["method"]
@@ -427,10 +505,18 @@ def check_sequential(given, index=0, where=None):
         _number_param(spec, "h", where, 0, low_open=True)
         _number_param(spec, "target", where, optional=True)
         _number_param(spec, "sigma", where, 0, low_open=True, optional=True)
-    values, source = _series_values(spec, where)
+    return spec, direction, where
+
+
+def check_sequential(given, index=0, where=None, model_version=None, no_data_ok=False):
+    """One sequential detector (Page-Hinkley or CUSUM) over a monitored series.
+    model_version and no_data_ok: see _series_values (no values at all is then not decided)."""
+    spec, direction, where = sequential_params(given, index, where)
+    method = spec["method"]
+    values, source = _series_values(spec, where, model_version, no_data_ok)
     name = spec["name"] or "%s:%s" % (method, spec["field"] or index)
     present = int(np.count_nonzero(~np.isnan(values)))
-    if present == 0:
+    if present == 0 and not no_data_ok:
         raise DriftInputError("%s.series: no values in %s" % (where, source))
     out = {"check": name, "kind": "sequential", "method": method, "source": source, "field": spec["field"], "warnings": [],
            "rows": int(values.size), "n": present}
@@ -462,19 +548,24 @@ def check_sequential(given, index=0, where=None):
     return out
 
 
-def run_model_checks(accuracy=None, sequential=None):
+def run_model_checks(accuracy=None, sequential=None, model_version=None, no_data_ok=False):
     """Accuracy decay and/or sequential detectors. Returns a JSON-ready result:
-    drifted, failures (one line per drifted check), checks (name -> details), summary, warnings."""
+    drifted, failures (one line per drifted check), checks (name -> details), summary, warnings.
+    model_version: only the serving-window records of that version count (a timer on a serving host,
+    whose window keeps the records of earlier versions). no_data_ok: a window or feedback directory
+    without records yet makes the checks undecided instead of failing."""
     require_numpy()
     if accuracy is None and not sequential:
         raise DriftInputError("accuracy or sequential: at least one check is required")
     if sequential is not None and not isinstance(sequential, (list, tuple)):
         sequential = [sequential]
     checks = []
+    if model_version is not None:
+        model_version = str(model_version)
     if accuracy is not None:
-        checks.append(check_accuracy(accuracy))
+        checks.append(check_accuracy(accuracy, model_version=model_version, no_data_ok=no_data_ok))
     for i, item in enumerate(sequential or []):
-        checks.append(check_sequential(item, i))
+        checks.append(check_sequential(item, i, model_version=model_version, no_data_ok=no_data_ok))
     by_name = {}
     for check in checks:
         if check["check"] in by_name:
@@ -489,3 +580,67 @@ def run_model_checks(accuracy=None, sequential=None):
         summary = "no model drift in %d checks (%d decided)" % (len(checks), sum(c["decided"] for c in checks))
     return {"drifted": bool(drifted), "drifted_checks": drifted, "n_checks": len(checks), "failures": failures,
             "checks": by_name, "summary": summary, "warnings": warnings}
+
+
+# ---------------------------------------------------------------------------------------------
+# The model_server role's model-check timer (drift_cli model-check --spec, filter model_check_spec)
+# ---------------------------------------------------------------------------------------------
+
+def reference_from_report(text):
+    """(accuracy, rows, None) of a gate's validation report (the JSON of a model version's tag
+    validation.report: metrics.accuracy on `rows` evaluation rows), or (None, None, why not)."""
+    if text is None or text == "":
+        return None, None, "the version has no validation report (tag validation.report, which the gate records: model_validation record=true)"
+    try:
+        report = json.loads(text) if isinstance(text, str) else text
+    except ValueError:
+        return None, None, "its validation report (tag validation.report) is not JSON"
+    if not isinstance(report, dict) or not isinstance(report.get("metrics"), dict):
+        return None, None, "its validation report (tag validation.report) has no metrics"
+    accuracy = report["metrics"].get("accuracy")
+    if not _is_number(accuracy) or not 0.0 <= accuracy <= 1.0:
+        task = report.get("task")
+        return None, None, "its validation report has no accuracy in [0, 1]%s" % (" (task %s)" % task if task else "")
+    rows = report.get("rows")
+    rows = int(rows) if _is_number(rows) and rows >= 1 and float(rows).is_integer() else None
+    return float(accuracy), rows, None
+
+
+def timer_spec(options, window, feedback, reference_accuracy=None, reference_rows=None, no_reference="no reference accuracy"):
+    """The --spec document of `drift_cli model-check` for a serving host's timer, from the timer's
+    options (TIMER_PARTS: accuracy, page_hinkley, cusum; each a mapping of settings, true for the
+    defaults, false to switch it off), every value checked as the checks themselves check it.
+    The accuracy part needs reference_accuracy (else it is off, with no_reference as the reason).
+    Returns {"spec": {"accuracy": ..., "sequential": [...]}, "checks": [names on], "off": {part: reason}}."""
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise DriftInputError("model_check: must be a mapping of parts (%s), got %r" % (", ".join(TIMER_PARTS), options))
+    unknown = sorted(set(options) - set(TIMER_PARTS))
+    if unknown:
+        raise DriftInputError("model_check: unknown part(s) %s (allowed: %s)" % (", ".join(map(str, unknown)), ", ".join(TIMER_PARTS)))
+    spec, checks, off = {}, [], {}
+    for part in TIMER_PARTS:
+        given = options.get(part, True)
+        if given is False:
+            off[part] = "switched off (model_check.%s: false)" % part
+            continue
+        settings = timer_part_settings(part, {} if given is True or given is None else given)
+        where = "model_check.%s" % part
+        if part == "accuracy":
+            item = dict(settings, current=window, feedback=feedback, reference_accuracy=reference_accuracy,
+                        reference_rows=reference_rows)
+            if reference_accuracy is None:
+                accuracy_params(dict(item, reference_accuracy=0.5), where)  # the settings are still checked
+                off[part] = no_reference
+                continue
+            spec["accuracy"] = dict((k, v) for k, v in accuracy_params(item, where).items()
+                                    if k not in ("predictions", "labels") and v is not None)
+        else:
+            item = dict(settings, name=part, method=part, series=window)
+            checked, direction, _where = sequential_params(item, where=where)
+            checked["direction"] = direction
+            keep = set(TIMER_PARTS[part]["keys"]) | {"name", "method", "series", "direction", "min_instances"}
+            spec.setdefault("sequential", []).append(dict((k, v) for k, v in checked.items() if k in keep and v is not None))
+        checks.append(part)
+    return {"spec": spec, "checks": checks, "off": off}

@@ -85,6 +85,27 @@ SEQUENTIAL_OPTIONS = {
     "min_instances": dict(type="int", default=30),
 }
 
+# The model_server role's model-check timer (model_server_model_check, a model entry's model_check):
+# part -> the keys an operator may set (entries of the option sets above: same types and checks)
+# and the timer's own defaults. A part given as false is off. drift/model.timer_spec builds the
+# --spec file of `drift_cli model-check` from it; the role validates it at converge.
+# Page-Hinkley's own defaults (delta 0.005, threshold 50) suit series in larger units; on a
+# confidence in [0, 1] a drop of 0.35 accumulates only about 36 over the 150 values after it, so
+# the timer tolerates changes of 0.02 and alarms at 10 (a drop of 0.3 alarms within about 40
+# values; an in-control excursion to 10 is exp(-2 delta threshold / var) ~ 1e-8 at sd 0.15).
+# CUSUM's textbook k 0.5, h 5 assume a normal series: on the skewed confidence of a real classifier
+# (breast-cancer, sd 0.11) they raise about 12 false alarms per 1000 in-control values; target and
+# sigma from 200 values, k 1.5, h 10 raised none in 5 x 20000 and still alarm within about 15 values
+# of a drop to the model's unsure predictions (tests/unit/plugins/filter/test_model_check_spec.py).
+TIMER_PARTS = {
+    "accuracy": dict(options=ACCURACY_OPTIONS, keys=("max_drop", "alpha", "min_labels", "prediction_field", "label_field"),
+                     defaults={}),
+    "page_hinkley": dict(options=SEQUENTIAL_OPTIONS, keys=("field", "direction", "delta", "threshold", "min_instances"),
+                         defaults={"field": "outputs.confidence", "direction": "both", "delta": 0.02, "threshold": 10.0}),
+    "cusum": dict(options=SEQUENTIAL_OPTIONS, keys=("field", "direction", "k", "h", "target", "sigma", "min_instances"),
+                  defaults={"field": "outputs.confidence", "k": 1.5, "h": 10.0, "min_instances": 200}),
+}
+
 DEFAULT_OPTIONS = dict((name, spec["default"]) for name, spec in CHECK_OPTIONS.items())
 ACCURACY_DEFAULTS = dict((name, spec["default"]) for name, spec in ACCURACY_OPTIONS.items())
 SEQUENTIAL_DEFAULTS = dict((name, spec["default"]) for name, spec in SEQUENTIAL_OPTIONS.items())
@@ -207,4 +228,33 @@ def options_from_flags(flags):
             out[key] = kinds[CHECK_OPTIONS[key]["type"]](value)
         except ValueError:
             raise DriftInputError("%s: must be %s, got %r" % (key, "a number" if CHECK_OPTIONS[key]["type"] == "float" else "an integer", value))
+    return out
+
+
+def timer_part_settings(part, given):
+    """The settings of one part of the model-check timer (TIMER_PARTS): the timer's defaults updated
+    with given (None keeps a default); unknown keys and values of the wrong type fail naming them.
+    Ranges are checked by drift/model.py (accuracy_params, sequential_params)."""
+    where = "model_check.%s" % part
+    entry = TIMER_PARTS[part]
+    if not isinstance(given, dict):
+        raise DriftInputError("%s: must be a mapping of settings, or false to switch it off, got %r" % (where, given))
+    unknown = sorted(set(given) - set(entry["keys"]))
+    if unknown:
+        raise DriftInputError("%s: unknown setting(s) %s (allowed: %s)" % (where, ", ".join(map(str, unknown)), ", ".join(entry["keys"])))
+    out = dict(entry["defaults"])
+    for key, value in given.items():
+        if value is None:
+            continue
+        spec = entry["options"][key]
+        if spec["type"] == "float" and _is_number(value):
+            value = float(value)
+        ok = {"float": isinstance(value, float), "int": isinstance(value, int) and not isinstance(value, bool),
+              "str": isinstance(value, str) and bool(value)}[spec["type"]]
+        if not ok:
+            kind = {"float": "a number", "int": "an integer", "str": "a non-empty string"}[spec["type"]]
+            raise DriftInputError("%s.%s: must be %s, got %r" % (where, key, kind, value))
+        if spec.get("choices") and value not in spec["choices"]:
+            raise DriftInputError("%s.%s: must be one of %s, got %r" % (where, key, ", ".join(spec["choices"]), value))
+        out[key] = value
     return out

@@ -15,6 +15,7 @@ import json
 import math
 import re
 
+from ..common.errors import MissingDependencyError
 from .stats import DriftInputError
 
 REPORT_FORMAT = "runlocalai.mlops/drift-report"
@@ -129,38 +130,49 @@ def render_prometheus(result, labels=None):
     return "\n".join(lines) + "\n"
 
 
-def render_model_prometheus(result, labels=None):
-    """Prometheus text exposition of a model drift result (model_drift.run_model_checks)."""
-    base = validate_labels(labels, MODEL_RESERVED_LABELS)
-
-    def series(name, value, **extra):
-        merged = dict(base)
-        merged.update(extra)
-        text = ",".join('%s="%s"' % (k, _escape(merged[k])) for k in sorted(merged))
-        return "%s{%s} %s" % (name, text, _number(value)) if text else "%s %s" % (name, _number(value))
-
+def model_series(result):
+    """The samples of a model drift result (model_drift.run_model_checks): metric name -> list of
+    (labels, value), in the order of MODEL_METRICS. Values: numbers, booleans or None (NaN)."""
     rows = dict((name, []) for name, _help in MODEL_METRICS)
-    rows["mlops_model_drift_detected"].append(series("mlops_model_drift_detected", result["drifted"]))
-    rows["mlops_model_drift_checks"].append(series("mlops_model_drift_checks", result["n_checks"]))
+    rows["mlops_model_drift_detected"].append(({}, result["drifted"]))
+    rows["mlops_model_drift_checks"].append(({}, result["n_checks"]))
     for name in sorted(result["checks"]):
         check = result["checks"][name]
         metric = "z" if check["kind"] == "accuracy" else check["method"]
-        rows["mlops_model_check_drifted"].append(series("mlops_model_check_drifted", check["drifted"], check=name))
-        rows["mlops_model_check_decided"].append(series("mlops_model_check_decided", check["decided"], check=name))
-        rows["mlops_model_check_statistic"].append(series("mlops_model_check_statistic", check["statistic"], check=name, metric=metric))
-        rows["mlops_model_check_threshold"].append(series("mlops_model_check_threshold", check["threshold"], check=name, metric=metric))
+        rows["mlops_model_check_drifted"].append(({"check": name}, check["drifted"]))
+        rows["mlops_model_check_decided"].append(({"check": name}, check["decided"]))
+        rows["mlops_model_check_statistic"].append(({"check": name, "metric": metric}, check["statistic"]))
+        rows["mlops_model_check_threshold"].append(({"check": name, "metric": metric}, check["threshold"]))
         if check["kind"] == "accuracy":
-            rows["mlops_model_accuracy"].append(series("mlops_model_accuracy", check["reference_accuracy"], window="reference"))
-            rows["mlops_model_accuracy"].append(series("mlops_model_accuracy", check["current_accuracy"], window="current"))
-            rows["mlops_model_accuracy_labelled"].append(series("mlops_model_accuracy_labelled", check["n_current"]))
+            rows["mlops_model_accuracy"].append(({"window": "reference"}, check["reference_accuracy"]))
+            rows["mlops_model_accuracy"].append(({"window": "current"}, check["current_accuracy"]))
+            rows["mlops_model_accuracy_labelled"].append(({}, check["n_current"]))
         else:
-            rows["mlops_model_sequential_alarms"].append(series("mlops_model_sequential_alarms", len(check["alarms"]), check=name))
-    lines = []
-    for name, help_text in MODEL_METRICS:
-        lines.append("# HELP %s %s" % (name, help_text))
-        lines.append("# TYPE %s gauge" % name)
-        lines.extend(rows[name])
-    return "\n".join(lines) + "\n"
+            rows["mlops_model_sequential_alarms"].append(({"check": name}, len(check["alarms"])))
+    return rows
+
+
+def render_model_prometheus(result, labels=None):
+    """Prometheus text exposition of a model drift result (model_drift.run_model_checks), written with
+    prometheus_client (its own registry; every metric a gauge, `labels` on every sample)."""
+    base = validate_labels(labels, MODEL_RESERVED_LABELS)
+    try:
+        from prometheus_client import CollectorRegistry, Gauge, generate_latest  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        raise MissingDependencyError("prometheus_client")
+    registry = CollectorRegistry(auto_describe=True)
+    help_texts = dict(MODEL_METRICS)
+    for name, samples in model_series(result).items():
+        extra = sorted(set(k for sample_labels, _value in samples for k in sample_labels))
+        if not samples and not base:
+            continue  # a gauge without labels would show a 0 it was never set to
+        gauge = Gauge(name, help_texts[name], sorted(base) + extra, registry=registry)
+        for sample_labels, value in samples:
+            merged = dict(base)
+            merged.update((k, str(v)) for k, v in sample_labels.items())
+            child = gauge.labels(**dict((k, merged.get(k, "")) for k in sorted(base) + extra)) if (base or extra) else gauge
+            child.set(float("nan") if value is None else float(value))
+    return generate_latest(registry).decode("utf-8")
 
 
 # ---------------------------------------------------------------------------------------------

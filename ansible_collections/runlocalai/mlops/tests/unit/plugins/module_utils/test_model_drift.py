@@ -258,3 +258,64 @@ def test_bad_files_name_the_parameter_and_file(tmp_path):
     empty.mkdir()
     with pytest.raises(DriftInputError, match="accuracy.current: directory .*empty has no serving-window files"):
         md.check_accuracy({"current": str(empty), "reference_accuracy": 0.9})
+
+
+# --- the serving host's timer: --model-version, --no-data-ok, one-row labels -----------------------------
+
+def versioned_window(directory, versions, predictions, confidences):
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "window-2026112700-000.jsonl"), "w") as handle:
+        for i, (version, pred, conf) in enumerate(zip(versions, predictions, confidences)):
+            handle.write(json.dumps({"inputs": {"x": 1.0}, "outputs": {"prediction": pred, "confidence": conf},
+                                     "request_id": "r%d" % i, "model_version": version}) + "\n")
+    return directory
+
+
+def test_only_the_records_of_the_model_version_count(tmp_path):
+    """Version 2's wrong predictions and its confidence level before the deploy do not count for version 3."""
+    n = 100
+    versions = ["2"] * n + ["3"] * n
+    preds = [0] * (2 * n)
+    confidences = [0.6] * n + [0.95 + 0.01 * (i % 3) for i in range(n)]
+    window = versioned_window(str(tmp_path / "w"), versions, preds, confidences)
+    feedback = write_feedback(tmp_path / "fb.jsonl", [{"request_id": "r%d" % i, "label": 1 if i < n else 0} for i in range(2 * n)])
+    accuracy = {"current": window, "feedback": feedback, "reference_accuracy": 0.95}
+    sequential = [{"name": "ph", "series": window, "field": "outputs.confidence", "direction": "both", "threshold": 5.0}]
+    everything = md.run_model_checks(accuracy, sequential)
+    assert everything["checks"]["accuracy"]["drifted"] and everything["checks"]["ph"]["drifted"]
+    latest = md.run_model_checks(accuracy, sequential, model_version=3)
+    acc = latest["checks"]["accuracy"]
+    assert acc["current_accuracy"] == 1.0 and acc["n_current"] == n and not acc["drifted"]
+    assert acc["labels"]["model_version"] == "3" and acc["labels"]["other_versions"] == n
+    assert latest["checks"]["ph"]["n"] == n and not latest["checks"]["ph"]["drifted"]
+
+
+def test_no_data_ok_leaves_checks_undecided_instead_of_failing(tmp_path):
+    window = versioned_window(str(tmp_path / "w"), ["2"] * 5, [1] * 5, [0.9] * 5)
+    empty = tmp_path / "feedback"
+    empty.mkdir()
+    accuracy = {"current": window, "feedback": str(empty), "reference_accuracy": 0.9}
+    sequential = [{"name": "ph", "series": window, "field": "outputs.confidence"}]
+    with pytest.raises(DriftInputError, match="no records of model version 3"):
+        md.run_model_checks(accuracy, sequential, model_version="3")
+    with pytest.raises(DriftInputError, match="has no serving-window files"):
+        md.run_model_checks(accuracy)
+    out = md.run_model_checks(accuracy, sequential, model_version="3", no_data_ok=True)
+    assert not out["drifted"] and [c["decided"] for c in out["checks"].values()] == [False, False]
+    assert out["checks"]["accuracy"]["n_current"] == 0 and out["checks"]["ph"]["n"] == 0
+    # the version's records, but no labels yet and no confidence field
+    out = md.run_model_checks(accuracy, [{"name": "lat", "series": window, "field": "outputs.latency"}], model_version="2",
+                              no_data_ok=True)
+    assert out["checks"]["accuracy"]["labels"]["rows"] == 5 and out["checks"]["accuracy"]["n_current"] == 0
+    assert not out["checks"]["lat"]["decided"]
+    missing = str(tmp_path / "not-there")
+    out = md.run_model_checks({"current": missing, "feedback": missing, "reference_accuracy": 0.9}, no_data_ok=True)
+    assert not out["checks"]["accuracy"]["decided"]
+
+
+def test_a_label_naming_instance_0_joins_a_one_row_request(tmp_path):
+    window = write_window(str(tmp_path / "w"), ["x", "y"], ["a", "b"])
+    feedback = write_feedback(tmp_path / "fb.jsonl", [{"request_id": "a", "instance": 0, "label": "x"},
+                                                      {"request_id": "b", "label": "y"}])
+    out = md.check_accuracy({"current": window, "feedback": feedback, "reference_accuracy": 0.9, "min_labels": 1})
+    assert out["labels"]["joined"] == 2 and out["current_accuracy"] == 1.0

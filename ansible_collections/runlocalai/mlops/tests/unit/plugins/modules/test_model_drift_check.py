@@ -15,6 +15,13 @@ import pytest
 from ansible_collections.runlocalai.mlops.plugins.modules import model_drift_check
 
 
+def textfile_samples(text):
+    """(metric, sorted labels) -> value, read with prometheus_client's own parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+    return dict(((sample.name, tuple(sorted(sample.labels.items()))), sample.value)
+                for family in text_string_to_metric_families(text) for sample in family.samples)
+
+
 def write_window(directory, rows, accuracy_seed=0, conf_drop_at=None):
     """Serving window: 0/1 predictions with request ids, a confidence column (dropping by 0.1 at conf_drop_at)."""
     os.makedirs(directory, exist_ok=True)
@@ -80,11 +87,11 @@ def test_decayed_accuracy_and_confidence_drop_then_idempotent(run_module, files)
     assert len(first["failures"]) == 2 and first["failures"][0].startswith("accuracy: accuracy 0.9200 -> 0.")
     report = json.load(open(files["report"]))
     assert report["format"] == "runlocalai.mlops/model-drift-report" and report["result"]["drifted"] is True
-    prom = open(files["prom"]).read()
-    assert 'mlops_model_drift_detected{model="churn"} 1' in prom
-    assert 'mlops_model_check_drifted{check="confidence",model="churn"} 1' in prom
-    assert 'mlops_model_accuracy{model="churn",window="reference"} 0.92' in prom
-    assert 'mlops_model_accuracy_labelled{model="churn"} 1200' in prom
+    prom = textfile_samples(open(files["prom"]).read())
+    assert prom[("mlops_model_drift_detected", (("model", "churn"),))] == 1
+    assert prom[("mlops_model_check_drifted", (("check", "confidence"), ("model", "churn")))] == 1
+    assert prom[("mlops_model_accuracy", (("model", "churn"), ("window", "reference")))] == 0.92
+    assert prom[("mlops_model_accuracy_labelled", (("model", "churn"),))] == 1200
     second = run_module(model_drift_check, args_for(files, "bad"))
     assert not second["failed"] and not second["changed"] and second["written"] == []
 
