@@ -208,3 +208,10 @@ def test_a_crash_restart_comes_back_ready(host):
     # the old child died with its parent: one llama-server, the new main process's child
     new = host.check_output("systemctl show -p MainPID --value %s" % UNIT)
     assert host.check_output("ps -o ppid= -C llama-server").split() == [new]
+
+
+def test_an_llm_has_no_model_check_timer(host):
+    """No labels and no confidence: the model_server role gives an LLM entry no model-check timer."""
+    timer = host.service("runlocalai-model-check@%s.timer" % NAME)
+    assert not timer.is_enabled and not timer.is_running
+    assert not host.file("/etc/runlocalai-model/%s.model-check.json" % NAME).exists

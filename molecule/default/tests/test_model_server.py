@@ -6,6 +6,7 @@ scrapes every target and fires ModelServiceDown when the model service stops."""
 
 import json
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -29,6 +30,7 @@ LLM = "smollm2"  # the LLM beside it (tests/test_llm.py)
 LLM_PORT = 8090
 UNIT = "runlocalai-model@%s" % NAME
 DRIFT = "runlocalai-model-drift@%s" % NAME
+CHECK = "runlocalai-model-check@%s" % NAME
 PORT = 8080
 PROM = "http://127.0.0.1:9090"
 AM = "http://127.0.0.1:9093"
@@ -194,6 +196,51 @@ def test_drift_timer_run_writes_the_textfile(host):
     assert report["result"]["n_features"] == 30
 
 
+def textfile_samples(text, name):
+    """The samples of metric name in a textfile: list of (labels dict, value)."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            labels, _sep, value = line[len(name) + 1:].rpartition("} ")
+            out.append((dict(re.findall(r'(\w+)="([^"]*)"', labels)), float(value)))
+    return out
+
+
+def test_model_check_timer_is_enabled_and_active(host):
+    assert host.service(CHECK + ".timer").is_enabled
+    assert host.service(CHECK + ".timer").is_running
+    schedule = host.check_output("systemctl show -p TimersCalendar --value %s.timer" % CHECK)
+    assert "03:00:00" in schedule  # the model's drift_schedule
+
+
+def test_model_check_spec_has_the_versions_validated_accuracy(host):
+    """breast-cancer v1 passed the gate in deploy_model.yml (validation.report on the version)."""
+    spec = json.loads(host.file("%s/%s.model-check.json" % (CONFIG, NAME)).content_string)
+    assert 0 < spec["accuracy"]["reference_accuracy"] <= 1
+    assert spec["accuracy"]["current"] == STATE + "/window" and spec["accuracy"]["feedback"] == STATE + "/feedback"
+    assert sorted(item["method"] for item in spec["sequential"]) == ["cusum", "page_hinkley"]
+    assert host.file("%s/%s.model-check.env" % (CONFIG, NAME)).content_string.endswith("MODEL_VERSION=%s\n" % VERSION)
+
+
+def test_model_check_run_writes_the_textfile(host):
+    result = host.run("systemctl start %s.service" % CHECK)
+    assert result.rc == 0, result.stderr
+    assert host.check_output("systemctl show -p Result --value %s.service" % CHECK) == "success"
+    prom = host.file("%s/mlops_model_check_%s.prom" % (TEXTFILES, NAME))
+    assert prom.exists and prom.mode == 0o644
+    decided = textfile_samples(prom.content_string, "mlops_model_check_decided")
+    assert sorted(labels["check"] for labels, _value in decided) == ["accuracy", "cusum", "page_hinkley"]
+    assert all((labels["model"], labels["model_version"]) == (NAME, VERSION) for labels, _value in decided)
+    report = json.loads(host.file(STATE + "/drift/model-check.json").content_string)
+    assert report["format"] == "runlocalai.mlops/model-drift-report"
+    assert report["result"]["checks"]["accuracy"]["labels"]["model_version"] == VERSION
+
+
+def test_model_check_unit_sandboxing_score(host):
+    result = host.run("systemd-analyze security --threshold=35 --no-pager %s.service" % CHECK)
+    assert result.rc == 0, result.stdout[-3000:]
+
+
 @pytest.mark.parametrize("prop,value", [
     ("User", SVC), ("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"), ("ProtectHome", "yes"),
     ("PrivateTmp", "yes"), ("PrivateDevices", "yes"), ("ProtectKernelTunables", "yes"), ("ProtectControlGroups", "yes"),
@@ -214,6 +261,10 @@ def test_unit_sandboxing_score(host):
     ("%s/%s.json" % (CONFIG, NAME), "root", SVC, 0o640),
     ("%s/%s.env" % (CONFIG, NAME), "root", "root", 0o600),
     ("%s/%s.drift.env" % (CONFIG, NAME), "root", SVC, 0o640),
+    ("%s/%s.model-check.json" % (CONFIG, NAME), "root", SVC, 0o640),
+    ("%s/%s.model-check.env" % (CONFIG, NAME), "root", SVC, 0o640),
+    ("/etc/systemd/system/runlocalai-model-check@.service", "root", "root", 0o644),
+    ("/etc/systemd/system/runlocalai-model-check@.timer", "root", "root", 0o644),
     (CONFIG + "/api-token", "root", SVC, 0o640),
     (CONFIG + "/tracking-ca.pem", "root", SVC, 0o644),
     (STATE, SVC, SVC, 0o750),
@@ -244,7 +295,8 @@ def test_installed_code_is_the_collections_own(host):
 
 def test_removed_entry_is_stopped_and_its_files_gone_but_its_audit_log_kept(host):
     """bc-canary served version 1 and had a drift textfile until the side effect took it out."""
-    for unit in ("runlocalai-model@%s.service" % CANARY, "runlocalai-model-drift@%s.timer" % CANARY):
+    for unit in ("runlocalai-model@%s.service" % CANARY, "runlocalai-model-drift@%s.timer" % CANARY,
+                 "runlocalai-model-check@%s.timer" % CANARY):
         assert not host.service(unit).is_running, unit
         assert not host.service(unit).is_enabled, unit
     assert host.check_output("systemctl show -p ActiveState --value runlocalai-model-drift@%s.service" % CANARY) in (
@@ -254,7 +306,11 @@ def test_removed_entry_is_stopped_and_its_files_gone_but_its_audit_log_kept(host
                  "/etc/systemd/system/runlocalai-model-drift@%s.timer.d" % CANARY,
                  "/etc/systemd/system/multi-user.target.wants/runlocalai-model@%s.service" % CANARY,
                  "/etc/systemd/system/timers.target.wants/runlocalai-model-drift@%s.timer" % CANARY,
-                 "%s/mlops_drift_%s.prom" % (TEXTFILES, CANARY)):
+                 "%s/mlops_drift_%s.prom" % (TEXTFILES, CANARY),
+                 "%s/%s.model-check.json" % (CONFIG, CANARY), "%s/%s.model-check.env" % (CONFIG, CANARY),
+                 "/etc/systemd/system/runlocalai-model-check@%s.timer.d" % CANARY,
+                 "/etc/systemd/system/timers.target.wants/runlocalai-model-check@%s.timer" % CANARY,
+                 "%s/mlops_model_check_%s.prom" % (TEXTFILES, CANARY)):
         assert not host.file(path).exists, path
     refused = host.run("curl -sS -o /dev/null %s/health" % url(host, 8081))
     assert refused.rc == 7, (refused.rc, refused.stderr)  # 7: could not connect
