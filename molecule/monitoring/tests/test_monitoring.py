@@ -30,6 +30,8 @@ ALERTS = [
     "ModelLlmTimeToFirstTokenHigh",
     "ModelLlmSlotsSaturated",
     "ModelAccuracyLow",
+    "ModelAccuracyDecay",
+    "ModelBehaviourChange",
     "HostCpuPressure",
     "HostMemoryPressure",
     "HostDiskSpaceLow",
