@@ -60,7 +60,7 @@ _value:
       description: Names of the checks that run (C(accuracy), C(page_hinkley), C(cusum)).
       type: list
       elements: str
-    off:
+    "off":
       description: Part name to the reason it is off.
       type: dict
     reference:

@@ -15,7 +15,8 @@ from ansible_collections.runlocalai.mlops.plugins.filter.model_check_spec import
 from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import model as md
 from ansible_collections.runlocalai.mlops.plugins.module_utils.drift.options import ACCURACY_DEFAULTS, SEQUENTIAL_DEFAULTS
 
-WINDOW, FEEDBACK = "/var/lib/runlocalai-model/bc/window", "/var/lib/runlocalai-model/bc/feedback"
+WINDOW = "/var/lib/runlocalai-model/bc/window"
+FEEDBACK = "/var/lib/runlocalai-model/bc/feedback"
 
 
 def tags(report):
@@ -123,7 +124,7 @@ def test_the_timers_detector_defaults_on_a_real_classifiers_confidence():
     rng = np.random.default_rng(0)
     alarms = dict((item["name"], 0) for item in detectors)
     textbook = 0
-    for _ in range(20):
+    for _round in range(20):
         steady = rng.choice(confidence, 1000)
         for item in detectors:
             alarms[item["name"]] += len(md.check_sequential(dict(item, series=steady.tolist()))["alarms"])
