@@ -76,7 +76,7 @@ class Host:
         self.lib = tmp_path / "lib"
         for path in (self.state / NAME / "drift", self.config, self.textfiles, self.lib / "runlocalai_mlops"):
             path.mkdir(parents=True)
-        for package in ("common", "drift", "serving"):  # vars/main.yml __model_server_code_packages
+        for package in ("common", "drift", "serving"):  # tasks/install.yml runtime_code_packages
             os.symlink(str(MODULE_UTILS / package), str(self.lib / "runlocalai_mlops" / package))
         (self.lib / "runlocalai_mlops" / "__init__.py").write_text("")
 

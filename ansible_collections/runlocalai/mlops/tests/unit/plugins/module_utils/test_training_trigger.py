@@ -39,7 +39,8 @@ class Client:
 
 
 def call(client, body, headers=None):
-    return trigger.handle(client, TOKEN, {"ModelDataDrift"}, HEADERS if headers is None else headers, json.dumps(body).encode() if not isinstance(body, bytes) else body)
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return trigger.handle(client, TOKEN, {"ModelDataDrift"}, HEADERS if headers is None else headers, data)
 
 
 def test_a_firing_drift_alert_starts_one_run_per_model_and_repeats_start_nothing():
