@@ -12,6 +12,7 @@ that refuses raises, so the run ends Failed with the stage's reason."""
 from __future__ import absolute_import, division, print_function
 
 import os
+from typing import Optional
 
 from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
@@ -28,7 +29,7 @@ def as_task(name, function, retries=0):
 
 
 @flow(name="training-pipeline")
-def training_pipeline(spec: dict, trigger: dict = None):
+def training_pipeline(spec: dict, trigger: Optional[dict] = None):
     """fetch -> validate -> skip when unchanged -> train -> evaluate -> register a candidate."""
     if trigger is None:  # the deployment's schedule, or a run started from the UI
         trigger = {"kind": "schedule" if "auto-scheduled" in (flow_run.get_tags() or []) else "manual"}

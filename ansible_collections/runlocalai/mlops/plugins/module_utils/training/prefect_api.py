@@ -18,6 +18,9 @@ from ..common.errors import MlopsError
 
 FLOW_NAME = "training-pipeline"
 FINAL_STATES = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+# The server answers 503 when its database is busy (SQLite's lock, for one): the call did nothing, try again.
+RETRY_STATUS = (502, 503, 504)
+RETRY_DELAYS = (1, 2, 4, 8)
 
 
 class PrefectError(MlopsError):
@@ -36,7 +39,23 @@ class PrefectClient(object):
             self.headers["Authorization"] = "Basic " + base64.b64encode(auth_string.encode("utf-8")).decode("ascii")
         self.context = ssl.create_default_context(cafile=ca_path) if self.api_url.startswith("https://") else None
 
-    def call(self, method, path, body=None, missing_ok=False):
+    def call(self, method, path, body=None, missing_ok=False, sleep=time.sleep):
+        for delay in RETRY_DELAYS:
+            status, text = self._send(method, path, body)
+            if status not in RETRY_STATUS:
+                break
+            sleep(delay)
+        else:
+            status, text = self._send(method, path, body)
+        if status == 404 and missing_ok:
+            return None
+        if status == 401:
+            raise PrefectError("%s %s: 401 unauthorized: the auth string is wrong" % (method, path))
+        if status >= 300:
+            raise PrefectError("%s %s: HTTP %s: %s" % (method, path, status, text[:500]))
+        return json.loads(text) if text else None
+
+    def _send(self, method, path, body):
         data = json.dumps(body).encode("utf-8") if body is not None else None
         if self.parts.scheme == "https":
             connection = http.client.HTTPSConnection(self.parts.hostname, self.parts.port or 443, timeout=self.timeout, context=self.context)
@@ -50,13 +69,7 @@ class PrefectClient(object):
             raise PrefectError("%s %s: cannot reach %s: %s" % (method, path, self.api_url, exc))
         finally:
             connection.close()
-        if status == 404 and missing_ok:
-            return None
-        if status == 401:
-            raise PrefectError("%s %s: 401 unauthorized: the auth string is wrong" % (method, path))
-        if status >= 300:
-            raise PrefectError("%s %s: HTTP %s: %s" % (method, path, status, text[:500]))
-        return json.loads(text) if text else None
+        return status, text
 
     def flow_id(self, name=FLOW_NAME, create=True):
         found = self.call("GET", "/flows/name/%s" % quote(name, safe=""), missing_ok=True)

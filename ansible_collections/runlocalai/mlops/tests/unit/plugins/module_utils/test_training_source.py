@@ -104,3 +104,14 @@ def test_the_client_refuses_a_bad_url_and_waits_with_a_deadline():
         client.wait("r", 30, poll=0, clock=lambda: next(now), sleep=lambda s: None)
     with pytest.raises(prefect_api.PrefectError, match="cannot reach"):
         client.call("GET", "/health")
+
+
+def test_a_busy_server_is_asked_again():
+    client = prefect_api.PrefectClient("http://127.0.0.1:9/api")
+    answers = iter([(503, '{"exception_message": "Service Unavailable"}'), (503, ""), (200, '{"id": "x"}')])
+    client._send = lambda method, path, body: next(answers)
+    slept = []
+    assert client.call("GET", "/flows/x", sleep=slept.append) == {"id": "x"} and slept == [1, 2]
+    client._send = lambda method, path, body: (503, "busy")
+    with pytest.raises(prefect_api.PrefectError, match="HTTP 503: busy"):
+        client.call("GET", "/flows/x", sleep=slept.append)
