@@ -232,6 +232,22 @@ def test_the_rollback_is_in_the_audit_chain(failed_deploy):
     assert v3[-2:] == ["model_promotion", "rollback"], v3
 
 
+def test_the_gate_verdict_is_a_series_node_exporter_serves_on_the_tracking_host(failed_deploy):
+    """breast-cancer v3 passed the gate: its verdict and metrics, written by the lifecycle role's gate
+    (evaluation_series) into the tracking host's textfile directory, are served by its node-exporter."""
+    tracking = host(TRACKING)
+    textfile = tracking.file("/var/lib/prometheus/node-exporter/mlops_gate_%s.prom" % MODEL)
+    assert textfile.exists and (textfile.user, textfile.mode) == ("root", 0o644)
+    served = tracking.check_output(
+        "python3 -c %s", "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9100/metrics').read().decode())")
+    passed = [line for line in served.splitlines() if line.startswith("mlops_gate_passed{")]
+    assert len(passed) == 1 and 'model="%s"' % MODEL in passed[0] and 'version="3"' in passed[0], passed
+    assert passed[0].endswith(" 1"), passed
+    accuracy = [line for line in served.splitlines()
+                if line.startswith("mlops_evaluation_metric{") and 'metric="accuracy"' in line and 'group="all"' in line]
+    assert len(accuracy) == 1 and 'stage="gate"' in accuracy[0] and 0 < float(accuracy[0].split()[-1]) <= 1, accuracy
+
+
 def test_audit_yml_verifies_every_chain_against_the_recorded_heads(audit_run):
     rc, output = audit_run
     assert rc == 0, output[-4000:]
