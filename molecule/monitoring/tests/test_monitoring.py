@@ -40,6 +40,8 @@ ALERTS = [
     "ScrapeTargetDown",
     "GpuTelemetryDown",
     "GpuMemoryNearlyFull",
+    "TrainingPipelineFailed",
+    "TrainingPipelineOverdue",
 ]
 # Every alert's runbook_url: the role's default base URL, '#', the alert's name in lower case.
 RUNBOOK = yaml.safe_load(
@@ -52,6 +54,8 @@ def runbook_url(alert):
     return RUNBOOK + "#" + alert.lower()
 
 
+DASHBOARDS = "/etc/grafana/dashboards/runlocalai"
+ROLE_FILES = Path(__file__).resolve().parents[3] / "ansible_collections/runlocalai/mlops/roles/monitoring/files/dashboards"
 PROM = "http://127.0.0.1:9090"
 AM = "http://127.0.0.1:9093"
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
@@ -212,7 +216,13 @@ def test_ready_endpoints(host):
         (SECRETS + "/mlflow-metrics", "root", "prometheus", 0o640),
         (SECRETS + "/alertmanager-smtp", "root", "prometheus", 0o640),
         ("/etc/prometheus/mlflow-ca.pem", "root", "root", 0o644),
-    ],
+        ("/etc/grafana/provisioning/datasources", "root", "root", 0o755),
+        ("/etc/grafana/provisioning/datasources/runlocalai.yml", "root", "root", 0o644),
+        ("/etc/grafana/provisioning/dashboards", "root", "root", 0o755),
+        ("/etc/grafana/provisioning/dashboards/runlocalai.yml", "root", "root", 0o644),
+        (DASHBOARDS, "root", "root", 0o755),
+    ]
+    + [(DASHBOARDS + "/%s.json" % board, "root", "root", 0o644) for board in ("models", "llm", "pipelines", "hosts")],
 )
 def test_file_owners_and_modes(host, path, user, group, mode):
     only(host, MONITOR)
@@ -283,17 +293,18 @@ def test_every_target_up(host):
     only(host, MONITOR)
     node_address = address(other(NODE))
     expected = {
-        ("prometheus", MONITOR): "127.0.0.1:9090",
-        ("alertmanager", MONITOR): "127.0.0.1:9093",
-        ("node", MONITOR): "127.0.0.1:9100",
-        ("node", NODE): node_address + ":9100",
-        ("model_server", NODE): node_address + ":8000",
-        ("mlflow", NODE): node_address + ":443",
+        ("prometheus", MONITOR, ""): "127.0.0.1:9090",
+        ("alertmanager", MONITOR, ""): "127.0.0.1:9093",
+        ("node", MONITOR, ""): "127.0.0.1:9100",
+        ("node", NODE, ""): node_address + ":9100",
+        ("model_server", NODE, "iris"): node_address + ":8000",
+        ("model_server", NODE, "smollm2"): node_address + ":8001",
+        ("mlflow", NODE, ""): node_address + ":443",
     }
 
     def targets():
         active = api(host, PROM + "/api/v1/targets")["data"]["activeTargets"]
-        found = {(t["labels"]["job"], t["labels"]["instance"]): t for t in active}
+        found = {(t["labels"]["job"], t["labels"]["instance"], t["labels"].get("model_service", "")): t for t in active}
         if set(found) == set(expected) and all(t["health"] == "up" for t in found.values()):
             return found
         return None
@@ -301,7 +312,6 @@ def test_every_target_up(host):
     found = wait_for(targets, "every target up")
     for key, addr in expected.items():
         assert found[key]["scrapeUrl"] == "%s://%s/metrics" % ("https" if key[0] == "mlflow" else "http", addr)
-    assert found[("model_server", NODE)]["labels"]["model_service"] == "iris"
     # The series behind them arrived: the model service's and MLflow's metrics.
     assert query(host, 'mlops_model_ready{job="model_server", model="iris"}')
     assert query(host, 'mlflow_http_request_total{job="mlflow"}')
@@ -374,3 +384,83 @@ def test_stopped_model_service_fires_an_alert_that_reaches_the_webhook(host):
         assert all(a["annotations"]["runbook_url"] == runbook_url("ModelServiceDown") for a in note["alerts"])
     finally:
         node.run("systemctl start fake-model-iris")
+
+
+# --- Grafana's provisioning and the dashboards' queries ----------------------------------
+# Grafana itself is not installed here (no package on these hosts): what is proven is what
+# Grafana would read - the files, the datasource it would query, and every query of every
+# dashboard answered by this scenario's Prometheus.
+
+# The demo values each dashboard is checked with: one query per value must return a series.
+# Proven by stand-in data (prepare.yml, standin_metrics.py: the project's own code writing them):
+# every mlops_* series - the model services' (iris, smollm2: static files of what the model
+# server renders), the drift timer's, the GPU telemetry's (a recorded nvidia-smi answer), the
+# training pipeline's (its contract; the pipeline itself runs elsewhere) and the gate's. Proven by
+# the real exporters: up and node-exporter's node_* series (the hosts dashboard).
+DEMO = {
+    "models": {"model": ["iris"]},
+    "llm": {"llm": ["smollm2"]},
+    "pipelines": {"model": ["iris"]},
+    "hosts": {"instance": [MONITOR, NODE]},
+}
+# GPU panels: only the GPU host answers (the stand-in GPU textfile is on monitoring-debian13).
+GPU_HOSTS = [NODE]
+# Grafana's own variables, as it would expand them for a six-hour dashboard on a 5 s scrape.
+BUILTINS = {"$__rate_interval": "1m", "$__range": "6h", "$__interval": "30s"}
+
+
+def provisioned_dashboards(host):
+    return {
+        board: json.loads(host.file("%s/%s.json" % (DASHBOARDS, board)).content_string)
+        for board in DEMO
+    }
+
+
+def test_grafana_provisioning_points_at_this_prometheus_and_the_dashboards(host):
+    only(host, MONITOR)
+    datasources = yaml.safe_load(host.file("/etc/grafana/provisioning/datasources/runlocalai.yml").content_string)
+    (source,) = datasources["datasources"]
+    assert (source["uid"], source["type"], source["url"]) == ("runlocalai-prometheus", "prometheus", PROM)
+    assert source["jsonData"]["timeInterval"] == "5s"
+    provider = yaml.safe_load(host.file("/etc/grafana/provisioning/dashboards/runlocalai.yml").content_string)
+    assert provider["providers"][0]["options"]["path"] == DASHBOARDS
+    # What landed is what the role ships, and nothing else.
+    assert sorted(host.file(DASHBOARDS).listdir()) == sorted(p.name for p in ROLE_FILES.glob("*.json"))
+    for board, doc in provisioned_dashboards(host).items():
+        assert doc == json.loads((ROLE_FILES / ("%s.json" % board)).read_text()), board
+    # Nothing of it on the host outside group grafana.
+    assert not other(NODE).file("/etc/grafana").exists
+
+
+def expand(expr, variable, value):
+    for name, text in BUILTINS.items():
+        expr = expr.replace(name, text)
+    # The demo values hold no regex metacharacter but '-' and '.', which match themselves here.
+    return expr.replace("$" + variable, value)
+
+
+def test_every_dashboard_query_answers_for_each_demo_value(host):
+    only(host, MONITOR)
+    # The stand-in textfiles are scraped, and both model services have answered every scrape for the
+    # last 30 s (an earlier test stops and restarts iris): their rates have samples to work with.
+    wait_for(lambda: query(host, 'mlops_gate_passed{instance="%s"}' % NODE), "the stand-in textfiles in Prometheus")
+    wait_for(lambda: len(query(host, 'min_over_time(up{job="model_server"}[30s]) == 1')) == 2,
+             "both model services up for 30 s")
+    empty = []
+    checked = 0
+    for board, doc in provisioned_dashboards(host).items():
+        ((variable, values),) = DEMO[board].items()
+        # The variable's own query lists every demo value.
+        (var,) = [v for v in doc["templating"]["list"] if v["name"] == variable]
+        selector, label = re.match(r"^label_values\((.*),\s*(\w+)\)$", var["query"]["query"]).groups()
+        listed = {series["metric"].get(label) for series in query(host, selector)}
+        assert set(values) <= listed, (board, variable, listed)
+        for panel in doc["panels"]:
+            for target in panel.get("targets", []):
+                for value in GPU_HOSTS if "mlops_gpu_" in target["expr"] else values:
+                    promql = expand(target["expr"], variable, value)
+                    checked += 1
+                    if not query(host, promql):
+                        empty.append((board, panel["title"], target["refId"], value, promql))
+    assert checked > 50
+    assert not empty, "queries without a series:\n" + "\n".join(map(str, empty))
