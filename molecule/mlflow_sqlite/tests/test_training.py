@@ -188,6 +188,7 @@ def test_runs_and_evaluation_are_series(host, mlflow_api):
     run = mlflow_api("/api/2.0/mlflow/runs/get", run_id=version["run_id"])["run"]
     logged = dict((m["key"], m["value"]) for m in run["data"]["metrics"])
     evaluation = dict(((s.labels["metric"], s.labels["group"]), s) for s in families["mlops_evaluation_metric"].samples)
+    assert set(s.labels["stage"] for s in evaluation.values()) == {"pipeline"}
     accuracy = evaluation[("accuracy", "all")]
     assert accuracy.labels["version"] == version["version"] and accuracy.labels["run_id"] == version["run_id"]
     assert accuracy.value == pytest.approx(logged["accuracy"])

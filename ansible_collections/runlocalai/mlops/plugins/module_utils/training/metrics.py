@@ -2,23 +2,19 @@
 # Copyright: runlocalai contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 """The training pipeline's Prometheus series, written with prometheus_client as a node-exporter
-textfile (one file per model) after every run. The run counters survive between runs in a small
-JSON state file next to the pipeline's other state.
-
-  mlops_pipeline_runs_total{model,outcome}              runs by outcome: success, skipped_unchanged, failed
-  mlops_pipeline_last_run_timestamp_seconds{model}      end of the last run
-  mlops_pipeline_last_success_timestamp_seconds{model}  end of the last run that succeeded or skipped
-  mlops_pipeline_last_run_failed{model}                 1 when the last run failed
-  mlops_pipeline_last_run_duration_seconds{model}       wall time of the last run
-  mlops_evaluation_metric{model,version,run_id,metric,group}  the last candidate's evaluation
-                                                        (group "all": the whole evaluation data)"""
+textfile (one file per model) after every run. Names, labels and help are the contract of
+monitoring/evaluation.py (PIPELINE_SERIES, and mlops_evaluation_metric with stage="pipeline" for the
+last candidate's evaluation, group "all" for the whole evaluation data). The run counters survive
+between runs in a small JSON state file next to the pipeline's other state."""
 
 from __future__ import absolute_import, division, print_function
 
 import json
 import os
 
-OUTCOMES = ("success", "skipped_unchanged", "failed")
+from ..monitoring.evaluation import EVALUATION_LABELS, EVALUATION_METRIC, PIPELINE_OUTCOMES as OUTCOMES, PIPELINE_SERIES
+
+STAGE = "pipeline"
 
 
 def _load(path):
@@ -52,24 +48,23 @@ def record_run(textfile_dir, state_dir, model, outcome, started, ended, evaluati
         state["evaluation"] = {"version": str(version), "run_id": run_id, "rows": [list(r) for r in rows]}
 
     registry = CollectorRegistry()
-    runs = Counter("mlops_pipeline_runs", "Training pipeline runs by outcome.", ["model", "outcome"], registry=registry)
-    for name in OUTCOMES:
-        runs.labels(model, name).inc(counts[name])
-    Gauge("mlops_pipeline_last_run_timestamp_seconds", "End of the last pipeline run.", ["model"],
-          registry=registry).labels(model).set(state["last_run"])
-    if "last_success" in state:
-        Gauge("mlops_pipeline_last_success_timestamp_seconds", "End of the last pipeline run that succeeded or skipped.",
-              ["model"], registry=registry).labels(model).set(state["last_success"])
-    Gauge("mlops_pipeline_last_run_failed", "1 when the last pipeline run failed.", ["model"],
-          registry=registry).labels(model).set(1 if state["last_failed"] else 0)
-    Gauge("mlops_pipeline_last_run_duration_seconds", "Wall time of the last pipeline run.", ["model"],
-          registry=registry).labels(model).set(state["last_duration"])
+    gauges = {"mlops_pipeline_last_run_timestamp_seconds": state["last_run"],
+              "mlops_pipeline_last_success_timestamp_seconds": state.get("last_success"),
+              "mlops_pipeline_last_run_failed": 1 if state["last_failed"] else 0,
+              "mlops_pipeline_last_run_duration_seconds": state["last_duration"]}
+    for name, kind, labels, text in PIPELINE_SERIES:
+        if kind == "counter":  # prometheus_client adds _total
+            runs = Counter(name[:-len("_total")], text, labels, registry=registry)
+            for each in OUTCOMES:
+                runs.labels(model, each).inc(counts[each])
+        elif gauges.get(name) is not None:
+            Gauge(name, text, labels, registry=registry).labels(model).set(gauges[name])
     if state.get("evaluation"):
-        metric = Gauge("mlops_evaluation_metric", "Evaluation of the last candidate the pipeline registered.",
-                       ["model", "version", "run_id", "metric", "group"], registry=registry)
+        metric = Gauge(EVALUATION_METRIC, "An evaluation metric of a model version (label group: all or a group's value).",
+                       EVALUATION_LABELS, registry=registry)
         ev = state["evaluation"]
         for name, group, value in ev["rows"]:
-            metric.labels(model, ev["version"], ev["run_id"], name, group).set(value)
+            metric.labels(model, ev["version"], ev["run_id"], name, group, STAGE).set(value)
     tmp = state_path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as handle:
         json.dump(state, handle, sort_keys=True)

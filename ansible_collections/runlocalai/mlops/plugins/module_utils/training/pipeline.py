@@ -195,7 +195,8 @@ def evaluate(pyfunc_model, eval_data, spec):
 
 def metric_rows(report):
     """(metric, group, value) of an evaluation report: group "all" for the whole evaluation data."""
-    rows = [(name, "all", value) for name, value in sorted(report["metrics"].items())]
+    from ..monitoring.evaluation import ALL_GROUPS  # pylint: disable=import-outside-toplevel
+    rows = [(name, ALL_GROUPS, value) for name, value in sorted(report["metrics"].items())]
     for group, metrics in sorted((report.get("fairness") or {}).get("groups", {}).items()):
         for name, value in sorted(metrics.items()):
             if isinstance(value, (int, float)) and not isinstance(value, bool):
