@@ -250,3 +250,19 @@ def test_the_receiver_answers_hostile_input_with_4xx(address, headers, body, sta
     answer = requests.post("https://%s:4443/hooks/alertmanager" % address, data=body, headers=headers,
                            verify=str(SECRETS / "prefect.crt"), timeout=30)
     assert answer.status_code == status, answer.text
+
+
+@pytest.mark.parametrize("unit,limit", [("prefect-server", 1024), ("prefect-worker", 4096)])
+def test_memory_stays_under_the_units_ceiling(host, unit, limit):
+    """What the engine costs on a lab host (printed for the README's Measured table), within its MemoryMax."""
+    used = int(host.check_output("systemctl show -p MemoryCurrent --value %s", unit)) / 2 ** 20
+    ceiling = int(host.check_output("systemctl show -p MemoryMax --value %s", unit)) / 2 ** 20
+    print("%s MemoryCurrent %.0f MiB (MemoryMax %.0f MiB)" % (unit, used, ceiling))
+    assert ceiling == limit and 0 < used < ceiling
+
+
+def test_how_long_a_training_run_takes(prefect):
+    registered = [r for r in flow_runs(prefect) if (r["state"]["message"] or "").startswith("registered %s version" % MODEL)]
+    for run in registered:
+        print("run %s (%s): %.1f s" % (run["name"], run["parameters"]["trigger"]["kind"], run["total_run_time"]))
+    assert all(run["total_run_time"] > 0 for run in registered)
