@@ -22,6 +22,15 @@ TEXTFILE = "/var/lib/prometheus/node-exporter/mlops_pipeline_breast-cancer.prom"
 MODEL = "breast-cancer"
 
 
+def measured(line):
+    """Print a measurement and keep it where the test runner keeps its logs (README's Measured table)."""
+    print(line)
+    out = PROJECT / ".cache" / "test-output"
+    out.mkdir(parents=True, exist_ok=True)
+    with open(str(out / "mlflow_sqlite-measured.txt"), "a") as handle:
+        handle.write(time.strftime("%Y-%m-%dT%H:%M:%S ") + line + "\n")
+
+
 def secret(name):
     return (SECRETS / name).read_text().split()[0]
 
@@ -48,8 +57,8 @@ def mlflow_api(address):
     url = "https://%s" % address
     cert = str(SECRETS / "mlflow.crt")
 
-    def get(path, **params):
-        answer = requests.get(url + path, params=params, auth=("admin", secret("admin")), verify=cert, timeout=30)
+    def get(endpoint, **params):
+        answer = requests.get(url + endpoint, params=params, auth=("admin", secret("admin")), verify=cert, timeout=30)
         assert answer.status_code == 200, answer.text
         return answer.json()
     return get
@@ -257,12 +266,12 @@ def test_memory_stays_under_the_units_ceiling(host, unit, limit):
     """What the engine costs on a lab host (printed for the README's Measured table), within its MemoryMax."""
     used = int(host.check_output("systemctl show -p MemoryCurrent --value %s", unit)) / 2 ** 20
     ceiling = int(host.check_output("systemctl show -p MemoryMax --value %s", unit)) / 2 ** 20
-    print("%s MemoryCurrent %.0f MiB (MemoryMax %.0f MiB)" % (unit, used, ceiling))
+    measured("%s MemoryCurrent %.0f MiB (MemoryMax %.0f MiB)" % (unit, used, ceiling))
     assert ceiling == limit and 0 < used < ceiling
 
 
 def test_how_long_a_training_run_takes(prefect):
     registered = [r for r in flow_runs(prefect) if (r["state"]["message"] or "").startswith("registered %s version" % MODEL)]
     for run in registered:
-        print("run %s (%s): %.1f s" % (run["name"], run["parameters"]["trigger"]["kind"], run["total_run_time"]))
+        measured("training run %s (trigger %s): %.1f s" % (run["name"], run["parameters"]["trigger"]["kind"], run["total_run_time"]))
     assert all(run["total_run_time"] > 0 for run in registered)
