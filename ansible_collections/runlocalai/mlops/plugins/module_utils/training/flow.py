@@ -14,11 +14,18 @@ from __future__ import absolute_import, division, print_function
 import os
 from typing import Optional
 
-from prefect import flow, get_run_logger, task
-from prefect.runtime import flow_run
-from prefect.states import Completed
+try:
+    from prefect import flow, get_run_logger, task
+    from prefect.runtime import flow_run
+    from prefect.states import Completed
+    HAS_PREFECT = True
+except ImportError:  # the controller: modules never import this file; the training hosts have Prefect
+    HAS_PREFECT = False
 
-from runlocalai_mlops.training import pipeline
+try:
+    from . import pipeline
+except ImportError:  # loaded by path, as Prefect loads an entrypoint: the package is on PYTHONPATH
+    from runlocalai_mlops.training import pipeline
 
 TEXTFILE_DIR = os.environ.get("RUNLOCALAI_TRAINING_TEXTFILE_DIR", "/var/lib/prometheus/node-exporter")
 STATE_DIR = os.environ.get("RUNLOCALAI_TRAINING_STATE_DIR", ".")
@@ -28,8 +35,7 @@ def as_task(name, function, retries=0):
     return task(function, name=name, retries=retries, retry_delay_seconds=10)
 
 
-@flow(name="training-pipeline")
-def training_pipeline(spec: dict, trigger: Optional[dict] = None):
+def run_pipeline(spec: dict, trigger: Optional[dict] = None):
     """fetch -> validate -> skip when unchanged -> train -> evaluate -> register a candidate."""
     if trigger is None:  # the deployment's schedule, or a run started from the UI
         trigger = {"kind": "schedule" if "auto-scheduled" in (flow_run.get_tags() or []) else "manual"}
@@ -39,3 +45,7 @@ def training_pipeline(spec: dict, trigger: Optional[dict] = None):
     if result["outcome"] == "skipped_unchanged":
         return Completed(name="Skipped", message=result["message"])
     return Completed(message=result["message"])
+
+
+# The flow (None where Prefect is not installed).
+training_pipeline = flow(name="training-pipeline")(run_pipeline) if HAS_PREFECT else None
