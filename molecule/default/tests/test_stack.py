@@ -238,14 +238,17 @@ def test_the_gate_verdict_is_a_series_node_exporter_serves_on_the_tracking_host(
     tracking = host(TRACKING)
     textfile = tracking.file("/var/lib/prometheus/node-exporter/mlops_gate_%s.prom" % MODEL)
     assert textfile.exists and (textfile.user, textfile.mode) == ("root", 0o644)
-    served = tracking.check_output(
-        "python3 -c %s", "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9100/metrics').read().decode())")
-    passed = [line for line in served.splitlines() if line.startswith("mlops_gate_passed{")]
-    assert len(passed) == 1 and 'model="%s"' % MODEL in passed[0] and 'version="3"' in passed[0], passed
-    assert passed[0].endswith(" 1"), passed
-    accuracy = [line for line in served.splitlines()
-                if line.startswith("mlops_evaluation_metric{") and 'metric="accuracy"' in line and 'group="all"' in line]
-    assert len(accuracy) == 1 and 'stage="gate"' in accuracy[0] and 0 < float(accuracy[0].split()[-1]) <= 1, accuracy
+
+    # Node-exporter serves it and Prometheus (on the same host's loopback) has scraped it.
+    def query(expr):
+        answer = json.loads(tracking.check_output("curl -sSf --get http://127.0.0.1:9090/api/v1/query --data-urlencode %s",
+                                                  "query=" + expr))
+        return answer["data"]["result"]
+    passed = query('mlops_gate_passed{model="%s"}' % MODEL)
+    assert len(passed) == 1 and passed[0]["metric"]["version"] == "3" and passed[0]["value"][1] == "1", passed
+    accuracy = query('mlops_evaluation_metric{model="%s",metric="accuracy",group="all"}' % MODEL)
+    assert len(accuracy) == 1 and accuracy[0]["metric"]["stage"] == "gate", accuracy
+    assert 0 < float(accuracy[0]["value"][1]) <= 1, accuracy
 
 
 def test_audit_yml_verifies_every_chain_against_the_recorded_heads(audit_run):
