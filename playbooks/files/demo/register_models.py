@@ -33,7 +33,7 @@ from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import cli 
 from ansible_collections.runlocalai.mlops.plugins.module_utils.drift import engine as drift_engine
 
 import demo_features
-from demo_data import GROUP_COLUMN, derive_group, load_data
+from demo_data import GROUP_COLUMN, GROUP_FEATURE, derive_group, load_data  # noqa: F401  (GROUP_FEATURE: re-exported for the tests)
 
 VARIANTS = ("good", "weak", "unportable")
 

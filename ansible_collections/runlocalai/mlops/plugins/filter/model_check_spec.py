@@ -20,14 +20,14 @@ description:
     defaults, or V(false) to switch it off.
   - The reference accuracy of the C(accuracy) part is the version's own, from the report the validation gate recorded on
     it (model version tag C(validation.report), key C(metrics.accuracy), on C(rows) evaluation rows). Without it the part is
-    off and RV(_value.off.accuracy) says why.
+    off and RV(_value.off) says why.
 options:
   _input:
     description: "The timer's options by part, for example C({accuracy: {max_drop: 0.1}, cusum: false})."
     type: dict
     required: true
   tags:
-    description: The model version's tags (M(runlocalai.mlops.mlflow_model_info) RV(version.tags)).
+    description: The model version's tags (the C(version.tags) that M(runlocalai.mlops.mlflow_model_info) returns).
     type: dict
     required: true
   window:

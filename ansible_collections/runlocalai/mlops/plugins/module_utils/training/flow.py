@@ -11,6 +11,7 @@ that refuses raises, so the run ends Failed with the stage's reason."""
 
 from __future__ import absolute_import, division, print_function
 
+import importlib
 import os
 from typing import Optional
 
@@ -24,8 +25,9 @@ except ImportError:  # the controller: modules never import this file; the train
 
 try:
     from . import pipeline
-except ImportError:  # loaded by path, as Prefect loads an entrypoint: the package is on PYTHONPATH
-    from runlocalai_mlops.training import pipeline
+except ImportError:  # loaded by path, as Prefect loads an entrypoint: this collection's code is on
+    # PYTHONPATH as the package runlocalai_mlops (the runtime role's `code` entry point)
+    pipeline = importlib.import_module("runlocalai_mlops.training.pipeline")
 
 TEXTFILE_DIR = os.environ.get("RUNLOCALAI_TRAINING_TEXTFILE_DIR", "/var/lib/prometheus/node-exporter")
 STATE_DIR = os.environ.get("RUNLOCALAI_TRAINING_STATE_DIR", ".")
