@@ -154,7 +154,7 @@ def main():
             raise PrefectError("work_pool: %r does not exist on %s (a prefect_worker of that pool creates it when it starts)"
                                % (p["work_pool"], p["api_url"]))
         flow_id = client.flow_id(p["flow_name"], create=not module.check_mode) or "(new flow)"
-        body = deployment_body(flow_id, dict(p, name=p["name"]))
+        body = deployment_body(flow_id, p)
         after = comparable(body)
         changed = before != after
         result = dict(after, id=(current or {}).get("id"))

@@ -23,6 +23,7 @@ import tempfile
 
 from ..common.errors import MlopsError
 from ..common.files import file_sha256
+from .source import SOURCE_FILE
 
 # The pipeline's options (a training_pipelines entry, as the deployment passes it).
 SPEC_KEYS = {
@@ -35,7 +36,6 @@ SPEC_KEYS = {
 }
 REQUIRED = ("model", "entrypoint", "data_uri", "label_column")
 TAG_PREFIX = "training."
-SOURCE_FILE = "PIPELINE_SOURCE.json"
 
 
 class PipelineError(MlopsError):
@@ -91,19 +91,16 @@ def fetch(data_uri, workdir, s3_client=None):
 
 # -- validate -----------------------------------------------------------------
 def validate_data(path, spec):
-    """drift.validation's checks (schema, nulls, ranges, row count) plus the label column; raises
-    PipelineError listing every failure."""
+    """drift.validation's checks (schema, nulls, ranges, row count), the label and sensitive columns
+    required too; raises PipelineError listing every failure."""
     from ..drift.validation import validate  # pylint: disable=import-outside-toplevel
     columns = dict(spec["columns"] or {})
-    result = validate(path, columns=columns or None, min_rows=spec["min_rows"])
-    failures = [f["message"] for f in result["failures"]]
-    import pandas as pd  # pylint: disable=import-outside-toplevel
-    header = list(pd.read_csv(path, nrows=0).columns) if not path.endswith(".parquet") else list(pd.read_parquet(path).columns)
     for key in ("label_column", "sensitive_column"):
-        if spec[key] and spec[key] not in header:
-            failures.append("%s %r is not a column of the data" % (key, spec[key]))
-    if failures:
-        raise PipelineError("validate: the data violates its schema: %s" % "; ".join(failures))
+        if spec[key]:
+            columns[spec[key]] = dict(columns.get(spec[key]) or {}, required=True)
+    result = validate(path, columns=columns or None, min_rows=spec["min_rows"])
+    if result["failures"]:
+        raise PipelineError("validate: the data violates its schema: %s" % "; ".join(f["message"] for f in result["failures"]))
     return {"rows": result["rows"], "checks": result["checks"]}
 
 

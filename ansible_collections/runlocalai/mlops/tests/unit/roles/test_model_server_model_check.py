@@ -156,6 +156,13 @@ def run_exec_start(host, argv, environment):
     return subprocess.run([sys.executable] + argv[1:], env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
+def run_timer(host, argv, environment):
+    """One run of the timer's unit that succeeds: (the process, the series it wrote)."""
+    result = run_exec_start(host, argv, environment)
+    assert result.returncode == 0, result.stderr
+    return result, samples(host)
+
+
 def samples(host):
     """(metric name, labels) -> value of the timer's textfile; every sample carries model and model_version."""
     text = (host.textfiles / ("mlops_model_check_%s.prom" % NAME)).read_text()
@@ -200,9 +207,7 @@ def test_feedback_that_disagrees_is_accuracy_decay(trained, tmp_path):
         running.stop()
     argv, environment, spec, _computed = render_timer(host)
     assert spec["accuracy"]["reference_accuracy"] == REFERENCE_ACCURACY and spec["accuracy"]["reference_rows"] == 200
-    result = run_exec_start(host, argv, environment)
-    assert result.returncode == 0, result.stderr
-    series = samples(host)
+    result, series = run_timer(host, argv, environment)
     assert value(series, "mlops_model_check_drifted", check="accuracy") == 1.0
     assert value(series, "mlops_model_check_decided", check="accuracy") == 1.0
     assert value(series, "mlops_model_accuracy", window="reference") == REFERENCE_ACCURACY
@@ -227,9 +232,7 @@ def test_feedback_that_agrees_is_no_decay_and_older_versions_do_not_count(traine
     finally:
         running.stop()
     argv, environment, _spec, _computed = render_timer(host)
-    result = run_exec_start(host, argv, environment)
-    assert result.returncode == 0, result.stderr
-    series = samples(host)
+    result, series = run_timer(host, argv, environment)
     assert value(series, "mlops_model_check_drifted", check="accuracy") == 0.0
     assert value(series, "mlops_model_accuracy", window="current") == 1.0
     assert value(series, "mlops_model_accuracy_labelled") == 60.0
@@ -253,9 +256,7 @@ def test_a_confidence_step_change_raises_page_hinkley_and_cusum_alarms(trained, 
         running.stop()
     argv, environment, spec, computed = render_timer(host, tags={})  # no validation report: accuracy is off
     assert "accuracy" not in spec and computed["off"]["accuracy"].startswith("the version has no validation report")
-    result = run_exec_start(host, argv, environment)
-    assert result.returncode == 0, result.stderr
-    series = samples(host)
+    result, series = run_timer(host, argv, environment)
     for check in ("page_hinkley", "cusum"):
         assert value(series, "mlops_model_check_drifted", check=check) == 1.0, check
         assert value(series, "mlops_model_sequential_alarms", check=check) >= 1.0, check
@@ -278,9 +279,7 @@ def test_steady_confidence_raises_no_alarm(trained, tmp_path):
     finally:
         running.stop()
     argv, environment, _spec, _computed = render_timer(host, model_check={"accuracy": False})
-    result = run_exec_start(host, argv, environment)
-    assert result.returncode == 0, result.stderr
-    series = samples(host)
+    _result, series = run_timer(host, argv, environment)
     for check in ("page_hinkley", "cusum"):
         assert value(series, "mlops_model_check_decided", check=check) == 1.0, check
         assert value(series, "mlops_model_check_drifted", check=check) == 0.0, check
@@ -297,9 +296,7 @@ def test_a_service_without_labels_or_records_of_its_version_yet_is_undecided(tra
     finally:
         running.stop()
     argv, environment, _spec, _computed = render_timer(host)
-    result = run_exec_start(host, argv, environment)
-    assert result.returncode == 0, result.stderr
-    series = samples(host)
+    _result, series = run_timer(host, argv, environment)
     for check in ("accuracy", "page_hinkley", "cusum"):
         assert value(series, "mlops_model_check_decided", check=check) == 0.0, check
         assert value(series, "mlops_model_check_drifted", check=check) == 0.0, check
