@@ -33,6 +33,11 @@ def _served_version(result):
     return "" if version is None else str(version)
 
 
+# Files of the model_server role's configuration directory that belong to an instance without being
+# one (its model-check timer's spec): NAME.json alone names an instance.
+INSTANCE_PART_SUFFIXES = (".model-check.json",)
+
+
 def divergences(entries, alias_results, served_results, configured_paths):
     """The divergences as sentences, in entry order, then the undeclared instances.
 
@@ -61,6 +66,8 @@ def divergences(entries, alias_results, served_results, configured_paths):
     declared_names = set(entry["name"] for entry in entries)
     for path in configured_paths:
         found = os.path.basename(path)
+        if found.endswith(INSTANCE_PART_SUFFIXES):
+            continue
         if found.endswith(".json"):
             found = found[:-len(".json")]
         if found not in declared_names:

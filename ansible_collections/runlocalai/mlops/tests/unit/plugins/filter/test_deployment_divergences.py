@@ -50,6 +50,16 @@ def test_every_kind_of_divergence_in_entry_order():
     ]
 
 
+def test_an_instance_s_model_check_spec_is_not_an_instance():
+    """model_server writes NAME.model-check.json beside NAME.json: it belongs to NAME; an orphan one
+    is not an instance either (site.yml's stale clean-up removes it with its instance)."""
+    aliases = [alias(ENTRIES[0], "found", 3), alias(ENTRIES[2], "found", 7)]
+    answers = [served(ENTRIES[0], 200, 3), served(ENTRIES[1], 200, 1), served(ENTRIES[2], 200, 7)]
+    paths = ["/etc/runlocalai-model/bc.json", "/etc/runlocalai-model/bc.model-check.json",
+             "/etc/runlocalai-model/bc-pinned.json", "/etc/runlocalai-model/churn.json"]
+    assert deployment_divergences(ENTRIES, aliases, answers, paths) == []
+
+
 def test_results_without_their_loop_item_are_refused():
     with pytest.raises(AnsibleFilterError, match="alias_results: each result must carry the loop item"):
         deployment_divergences(ENTRIES, [{"state": "found"}], [], [])
