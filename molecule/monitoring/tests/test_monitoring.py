@@ -273,6 +273,14 @@ def test_default_route_goes_to_the_receiver_named_and_routes_elsewhere(host):
     receivers = {r["name"]: r for r in config["receivers"]}
     assert receivers["null"] == {"name": "null"}
     assert receivers["lab-webhook"]["webhook_configs"][0]["url"] == "http://127.0.0.1:9099/alerts"
+    # The webhook's bearer token: in a file only Alertmanager's group reads, never in alertmanager.yml.
+    token_file = "/etc/prometheus/secrets/webhook-lab-webhook"
+    assert receivers["lab-webhook"]["webhook_configs"][0]["http_config"] == {
+        "authorization": {"type": "Bearer", "credentials_file": token_file}}
+    token = host.file(token_file)
+    assert (token.user, token.group, token.mode) == ("root", "prometheus", 0o640)
+    assert token.content_string == host.file("/etc/webhook-sink/token").content_string
+    assert token.content_string not in host.file("/etc/prometheus/alertmanager.yml").content_string
     assert receivers["lab-email"]["email_configs"][0]["to"] == "oncall@example.org"
 
 

@@ -55,7 +55,10 @@ options:
     type: bool
     default: true
   wait_timeout:
-    description: Seconds to wait before failing.
+    description:
+      - Seconds to wait before failing.
+      - A run still waiting for a worker after 60 seconds fails at once when its work pool has no
+        worker polling it (status C(NOT_READY)) or is paused, instead of waiting for the timeout.
     type: int
     default: 1800
   fail_on_failure:

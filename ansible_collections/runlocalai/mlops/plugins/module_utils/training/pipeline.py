@@ -33,6 +33,8 @@ SPEC_KEYS = {
     "experiment": None, "champion_alias": "production",
     # Distributions the model needs at serving time, pinned to the versions this host trained with.
     "requirements": ["scikit-learn"],
+    # More tags on the registered version (governance.owner, say: what deploy_model.yml's required metadata asks).
+    "version_tags": {},
 }
 REQUIRED = ("model", "entrypoint", "data_uri", "label_column")
 TAG_PREFIX = "training."
@@ -59,6 +61,13 @@ def normalize_spec(spec):
     fraction = out["eval_fraction"]
     if not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
         raise PipelineError("spec.eval_fraction: expected a number between 0 and 1, got %r" % (fraction,))
+    tags = out["version_tags"]
+    if not isinstance(tags, dict) or any(not isinstance(k, str) or not k for k in tags):
+        raise PipelineError("spec.version_tags: expected a mapping of tag names to values, got %r" % (tags,))
+    reserved = sorted(k for k in tags if k.startswith(TAG_PREFIX))
+    if reserved:
+        raise PipelineError("spec.version_tags: %s: the %s* tags are the pipeline's provenance" % (", ".join(reserved), TAG_PREFIX))
+    out["version_tags"] = dict((k, str(v)) for k, v in tags.items())
     out["experiment"] = out["experiment"] or "training-%s" % out["model"]
     return out
 
@@ -268,7 +277,7 @@ def register(client, mlflow, spec, model_uri, run_id, tags, profile):
     """The candidate version: registered from the run's model, tagged, with drift/reference_profile.json on its run."""
     from ..drift import cli as drift_cli  # pylint: disable=import-outside-toplevel
     drift_cli.write_profile_artifact(profile, run_id=run_id, client=client)
-    version = mlflow.register_model(model_uri, spec["model"], tags=tags)
+    version = mlflow.register_model(model_uri, spec["model"], tags=dict(spec["version_tags"], **tags))
     return str(version.version)
 
 

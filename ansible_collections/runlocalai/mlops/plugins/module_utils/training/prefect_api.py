@@ -99,13 +99,23 @@ class PrefectClient(object):
     def flow_run(self, run_id):
         return self.call("GET", "/flow_runs/%s" % run_id)
 
-    def wait(self, run_id, timeout, poll=2.0, clock=time.time, sleep=time.sleep):
-        """The flow run once it is in a final state; PrefectError when `timeout` seconds pass first."""
-        deadline = clock() + timeout
+    def wait(self, run_id, timeout, poll=2.0, clock=time.time, sleep=time.sleep, pool_grace=60):
+        """The flow run once it is in a final state; PrefectError when `timeout` seconds pass first, or
+        when the run is still waiting for a worker after `pool_grace` seconds and its work pool has no
+        worker polling it (status NOT_READY) or is paused: such a run would wait for nothing."""
+        start = clock()
+        deadline = start + timeout
         while True:
             run = self.flow_run(run_id)
-            if (run.get("state") or {}).get("type") in FINAL_STATES:
+            state = (run.get("state") or {}).get("type")
+            if state in FINAL_STATES:
                 return run
+            if state == "SCHEDULED" and clock() - start >= pool_grace and run.get("work_pool_name"):
+                pool = self.work_pool(run["work_pool_name"]) or {}
+                if pool.get("status") in ("NOT_READY", "PAUSED"):
+                    raise PrefectError("flow run %s waits for a worker, but work pool %r is %s: no worker polls it"
+                                       " (is prefect-worker running on a training host?)" % (
+                                           run_id, run["work_pool_name"], pool["status"]))
             if clock() >= deadline:
                 raise PrefectError("flow run %s is still %s after %ss (is a worker polling the work pool %r?)" % (
                     run_id, (run.get("state") or {}).get("type"), timeout, run.get("work_pool_name")))

@@ -144,3 +144,17 @@ def test_alertmanager_routes_to_the_default_receiver_chosen():
     assert [r["name"] for r in config["receivers"]] == ["null", "oncall"]
     config = render("alertmanager.yml.j2", monitoring_alertmanager_default_receiver="null")
     assert config["route"]["receiver"] == "null"
+
+
+def test_a_webhook_bearer_token_is_a_credentials_file_and_ca_file_a_tls_config():
+    webhooks = [{"name": "training-trigger", "url": "https://orchestrator:4443/hooks/alertmanager",
+                 "bearer_token": "s3cret-token-of-the-receiver", "ca_file": "/etc/ssl/certs/prefect.crt"},
+                {"name": "plain", "url": "https://hooks.example.org/alerts", "bearer_token": ""}]
+    config = render("alertmanager.yml.j2", monitoring_alertmanager_default_receiver="null",
+                    monitoring_alertmanager_webhooks=webhooks)
+    receivers = dict((r["name"], r["webhook_configs"][0]) for r in config["receivers"] if r["name"] != "null")
+    assert receivers["training-trigger"]["http_config"] == {
+        "authorization": {"type": "Bearer", "credentials_file": "/etc/prometheus/secrets/webhook-training-trigger"},
+        "tls_config": {"ca_file": "/etc/ssl/certs/prefect.crt"}}
+    assert "http_config" not in receivers["plain"]
+    assert "s3cret-token-of-the-receiver" not in yaml.safe_dump(config)

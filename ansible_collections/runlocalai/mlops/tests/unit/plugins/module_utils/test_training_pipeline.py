@@ -78,10 +78,12 @@ def test_register_then_skip_then_refuse(layout, mlflow_server, monkeypatch):  # 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
     model = "pipeline-" + layout.name.replace("_", "-")[-20:]
     with admin_credentials():
-        first = run(layout, spec_for(layout, model), {"kind": "drift-alert", "alert": "ModelDataDrift"})
+        first = run(layout, dict(spec_for(layout, model), version_tags={"governance.owner": "ml-team"}),
+                    {"kind": "drift-alert", "alert": "ModelDataDrift"})
         assert first["outcome"] == "success", first
         version = MlflowClient().get_model_version(model, first["version"])
         tags = version.tags
+        assert tags["governance.owner"] == "ml-team"
         assert tags["training.git_commit"] == SOURCE["commit"] and tags["training.git_dirty"] == "false"
         assert tags["training.data_sha256"] == hashlib.sha256((layout / "data" / "good.csv").read_bytes()).hexdigest()
         assert tags["training.trigger"] == "drift-alert" and json.loads(tags["training.trigger_detail"])["alert"] == "ModelDataDrift"
@@ -128,6 +130,9 @@ def test_a_champion_trained_on_the_same_data_skips(layout, mlflow_server, monkey
     ({"model": "m", "entrypoint": "x:y", "data_uri": "/d", "label_column": "t", "colour": 1}, "unknown key"),
     ({"model": "m", "entrypoint": "xy", "data_uri": "/d", "label_column": "t"}, "spec.entrypoint: expected MODULE:FUNCTION"),
     ({"model": "m", "entrypoint": "x:y", "data_uri": "/d", "label_column": "t", "eval_fraction": 1.5}, "spec.eval_fraction"),
+    ({"model": "m", "entrypoint": "x:y", "data_uri": "/d", "label_column": "t", "version_tags": ["owner"]}, "spec.version_tags: expected"),
+    ({"model": "m", "entrypoint": "x:y", "data_uri": "/d", "label_column": "t", "version_tags": {"training.git_commit": "x"}},
+     "spec.version_tags: training.git_commit: the training.. tags are the pipeline's provenance"),
 ])
 def test_bad_specs_name_the_key(spec, message):
     with pytest.raises(pipeline.PipelineError, match=message):

@@ -106,6 +106,23 @@ def test_the_client_refuses_a_bad_url_and_waits_with_a_deadline():
         client.call("GET", "/health")
 
 
+def test_a_run_no_worker_will_take_fails_after_the_grace_not_at_the_deadline():
+    client = prefect_api.PrefectClient("http://127.0.0.1:9/api")
+    client.flow_run = lambda run_id: {"id": run_id, "state": {"type": "SCHEDULED"}, "work_pool_name": "training"}
+    pools = []
+    client.work_pool = lambda name: pools.append(name) or {"name": name, "status": "NOT_READY"}
+    now = iter([0, 10, 59, 61])
+    with pytest.raises(prefect_api.PrefectError, match="work pool 'training' is NOT_READY: no worker polls it"):
+        client.wait("r", 1800, poll=0, clock=lambda: next(now), sleep=lambda s: None)
+    assert pools == ["training"]  # asked once the grace had passed, not before
+    # A ready pool (a worker polls it; the run waits for a concurrency slot, say): wait on.
+    client.work_pool = lambda name: {"name": name, "status": "READY"}
+    states = iter(["SCHEDULED", "SCHEDULED", "COMPLETED"])
+    client.flow_run = lambda run_id: {"id": run_id, "state": {"type": next(states)}, "work_pool_name": "training"}
+    now = iter(range(0, 10000, 100))
+    assert client.wait("r", 1800, poll=0, clock=lambda: next(now), sleep=lambda s: None)["state"]["type"] == "COMPLETED"
+
+
 def test_a_busy_server_is_asked_again():
     client = prefect_api.PrefectClient("http://127.0.0.1:9/api")
     answers = iter([(503, '{"exception_message": "Service Unavailable"}'), (503, ""), (200, '{"id": "x"}')])
