@@ -74,7 +74,10 @@ def deploy(server, versions, tmp_path, version, **extra):
         "lifecycle_audit_heads_dir": str(tmp_path / "heads"),
     }
     extra_vars.update(extra)
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    # Its own temporary directory: the scratch directories it must leave nothing of are looked for there
+    # (other playbooks may run on this machine at the same time, molecule's for one).
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", TMPDIR=str(tmp_path / "tmp"))
     cmd = [shutil.which("ansible-playbook") or "ansible-playbook", "-i", str(tmp_path / "inventory.yml"), str(PLAYBOOK),
            "-e", json.dumps(extra_vars)]
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -107,7 +110,7 @@ def test_mismatch_refused_before_anything_moves(mlflow_server, versions, tmp_pat
     assert entry["details"]["environment"]["passed"] is False
     assert entry["details"]["environment"]["hosts"][HOST]["packages"] == ["mlflow", "scikit-learn"]
     # No scratch copy of the model's files is left on the host or the controller.
-    assert not [p for p in Path("/tmp").glob("ansible.*-lifecycle-env")]
+    assert not [p for p in (tmp_path / "tmp").glob("ansible.*-lifecycle-env")]
 
 
 def test_mismatch_only_warns_with_lifecycle_environment_mismatch_warn(mlflow_server, versions, tmp_path):  # noqa: F811
