@@ -182,7 +182,9 @@ def test_the_candidate_has_its_reference_profile_and_pinned_requirements(host, m
     version = versions(mlflow_api)[0]
     listing = mlflow_api("/api/2.0/mlflow/artifacts/list", run_id=version["run_id"], path="drift")
     assert "drift/reference_profile.json" in [f["path"] for f in listing.get("files", [])]
-    requirements = requests.get("https://%s/get-artifact" % address, params={"run_id": version["run_id"], "path": "model/requirements.txt"},
+    # The registered version's own files (MLflow 3 keeps a logged model apart from its run's artifacts).
+    requirements = requests.get("https://%s/model-versions/get-artifact" % address,
+                                params={"name": MODEL, "version": version["version"], "path": "requirements.txt"},
                                 auth=("admin", secret("admin")), verify=str(SECRETS / "mlflow.crt"), timeout=30).text
     assert "scikit-learn==1.9.1" in requirements.splitlines(), requirements
 
