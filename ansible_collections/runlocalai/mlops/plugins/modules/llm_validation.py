@@ -86,7 +86,8 @@ options:
     type: int
     default: 2048
   threads:
-    description: CPU threads of the scratch instance.
+    description:
+      - CPU threads of the scratch instance, at most the CPUs the task may run on (its CPU affinity).
     type: int
     default: 2
   load_timeout:

@@ -267,12 +267,22 @@ def ask(server, item, timeout=120.0):
             "tokens_per_second": float(speed) if speed else None}
 
 
+def usable_cpus():
+    """How many CPUs this process may run on (its affinity: taskset, a cpuset, or Mitogen, which pins
+    what its local tasks start to one CPU of a 2-core controller); os.cpu_count() where unknown."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def scratch_config(llama_server, gguf_path, ctx_size, threads, name):
     """The scratch instance: one slot, f16 KV cache, no prompt cache, CPU (the gate judges answers;
-    its speed numbers are the controller's)."""
+    its speed numbers are the controller's). No more threads than the CPUs it may run on: llama.cpp's
+    threads spin while they wait, and two on one CPU take turns (several times slower)."""
     return {"llama_server": llama_server, "model_path": gguf_path, "ctx_per_slot": ctx_size, "parallel": 1, "kv_unified": False,
-            "cache_type_k": "f16", "cache_type_v": "f16", "cache_ram_mib": 0, "threads": threads, "device": "cpu",
-            "gpu_layers": 0, "name": name}
+            "cache_type_k": "f16", "cache_type_v": "f16", "cache_ram_mib": 0, "threads": min(threads, usable_cpus()),
+            "device": "cpu", "gpu_layers": 0, "name": name}
 
 
 def check_run(llama_server, evalset, ctx_size):

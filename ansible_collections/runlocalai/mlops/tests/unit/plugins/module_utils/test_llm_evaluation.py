@@ -143,3 +143,11 @@ def test_the_binary_and_the_context_are_checked_before_anything_starts(tmp_path)
         ev.run_eval_set(str(binary), "model.gguf", evalset, ctx_size=64)
     with pytest.raises(ev.EvaluationError, match="did not start"):
         ev.run_eval_set(str(binary), "model.gguf", evalset, load_timeout=5)
+
+
+@pytest.mark.parametrize("cpus,threads,expected", [({0, 1}, 2, 2), ({1}, 2, 1), ({0, 1, 2, 3}, 2, 2), ({3}, 1, 1)])
+def test_the_scratch_instance_runs_no_more_threads_than_its_cpus(monkeypatch, cpus, threads, expected):
+    """Pinned to one CPU (taskset, a cpuset, Mitogen's local tasks on a 2-core controller), one thread."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: cpus)
+    config = ev.scratch_config("/usr/bin/llama-server", "/tmp/m.gguf", 2048, threads, "candidate")
+    assert config["threads"] == expected
