@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import re
 
 from ..common.errors import InputError, MissingDependencyError
@@ -20,6 +21,16 @@ DEBIAN_PACKAGES = {"packaging": "python3-packaging", "PyYAML": "python3-yaml"}
 
 class HostFactsError(InputError):
     """Bad input; the message names the parameter and what was wrong."""
+
+
+def usable_cpus(default=None):
+    """How many CPUs this process may run on: its affinity (taskset, a cpuset, or Mitogen, which pins
+    what its local tasks start to one CPU of a 2-core controller); default, or os.cpu_count(), where
+    the platform cannot say."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return default or os.cpu_count() or 1
 
 
 def missing_library(library, purpose):

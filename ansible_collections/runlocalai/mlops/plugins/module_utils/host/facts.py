@@ -24,7 +24,7 @@ import re
 import subprocess
 import sys
 
-from .base import MIB, HostFactsError, _first_line, _read
+from .base import MIB, HostFactsError, _first_line, _read, usable_cpus
 from .environment import compare, load_model_environment, merge_expected, normalize_expected
 from .gpu import (CUDART_GLOBS, SMI_TIMEOUT, cuda_runtime_versions, kernel_module_driver_version, merge_gpus, query_nvidia_smi,
                   read_pci_gpus)
@@ -103,12 +103,8 @@ def cpu_facts(env):
             package = _first_line(_read(os.path.join(os.path.dirname(core_file), "physical_package_id")))
             cores.add((package, _first_line(_read(core_file))))
     threads = processors or os.cpu_count()
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        usable = threads
     return {"model": model or platform.processor() or platform.machine() or None, "cores": len(cores) or threads,
-            "threads": threads, "usable_threads": usable}
+            "threads": threads, "usable_threads": usable_cpus(threads)}
 
 
 def memory_facts(env):

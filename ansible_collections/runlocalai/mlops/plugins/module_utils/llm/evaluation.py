@@ -42,6 +42,7 @@ import time
 
 from ..common.errors import InputError, MlopsError
 from ..common.files import file_sha256
+from ..host.base import usable_cpus
 from ..mlflow.artifacts import fetch_to_cache
 from ..mlflow.evaluation import check_thresholds, compare_champion, validate_threshold_names
 from ..mlflow.registry import alias_dict, tag_dict
@@ -265,15 +266,6 @@ def ask(server, item, timeout=120.0):
             "ttft_ms": result["ttft_ms"], "finish_reason": result["finish_reason"],
             "completion_tokens": result["timings"].get("predicted_n"),
             "tokens_per_second": float(speed) if speed else None}
-
-
-def usable_cpus():
-    """How many CPUs this process may run on (its affinity: taskset, a cpuset, or Mitogen, which pins
-    what its local tasks start to one CPU of a 2-core controller); os.cpu_count() where unknown."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def scratch_config(llama_server, gguf_path, ctx_size, threads, name):
