@@ -189,6 +189,16 @@ def test_the_candidate_has_its_reference_profile_and_pinned_requirements(host, m
     assert "scikit-learn==1.9.1" in requirements.splitlines(), requirements
 
 
+def test_the_worker_writes_its_series_by_acl_in_a_directory_it_does_not_own(host):
+    """node-exporter's package owns the textfile directory where both are installed: the role leaves it
+    root's and grants the worker write access by ACL (the demo found a group change undone by the monitoring role)."""
+    directory = host.file(os.path.dirname(TEXTFILE))
+    assert (directory.user, directory.group, directory.mode) == ("root", "root", 0o755)
+    acl = host.check_output("getfacl -p %s", directory.path)
+    assert "user:prefect-worker:rwx" in acl.split(), acl
+    assert host.file(TEXTFILE).user == "prefect-worker"
+
+
 def test_runs_and_evaluation_are_series(host, mlflow_api):
     families = dict((f.name, f) for f in text_string_to_metric_families(host.file(TEXTFILE).content_string))
     runs = dict((s.labels["outcome"], s.value) for s in families["mlops_pipeline_runs"].samples if s.name.endswith("_total"))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "")
 SECRETS = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "secrets"
@@ -20,6 +21,8 @@ CONFIG = "/etc/runlocalai/mlflow"
 HOME = "/var/lib/runlocalai/mlflow"
 VENV = "/opt/runlocalai/venvs/mlflow"
 PINNED_VERSION = "3.17.2"
+ROLE_DEFAULTS = (Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", ".")) / "ansible_collections" / "runlocalai" / "mlops"
+                 / "roles" / "mlflow_server" / "defaults" / "main.yml")
 
 
 def secret(name):
@@ -117,6 +120,14 @@ def test_files_have_owners_and_modes(host, path, owner, group, mode):
     f = host.file(path)
     assert f.exists
     assert (f.user, f.group, f.mode) == (owner, group, mode)
+
+
+def test_password_checks_are_cached_for_the_role_default(host):
+    """MLflow checks a scrypt hash on every request without its credential cache (about 0.5 s of CPU each);
+    the role turns the cache on (a rotated password is forgotten at once: mlflow_postgresql's side effect)."""
+    ttl = yaml.safe_load(ROLE_DEFAULTS.read_text())["mlflow_server_auth_cache_ttl_seconds"]
+    assert ttl > 0
+    assert "auth_cache_ttl_seconds = %d" % ttl in host.file(CONFIG + "/basic_auth.ini").content_string.splitlines()
 
 
 def test_secret_key_is_generated_and_not_on_the_command_line(host):
