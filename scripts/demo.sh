@@ -3,9 +3,13 @@
 # commands an operator runs, in order, with the outcome each one should have.
 #
 #   site.yml converged -> models registered (v1 good, v2 weak, v3 unportable)
-#   -> deploy v1 (passes) -> traffic, then a drifted batch -> drift.yml (finds it)
+#   -> deploy v1 (passes) -> the training pipeline (Prefect, train.yml): new
+#      data lands -> a run registers v4 with its provenance; the same data
+#      again -> skipped -> traffic, then a drifted batch -> drift.yml (finds it;
+#      ModelDataDrift later starts a run, skipped: its data is unchanged)
 #   -> deploy v2 (refused by the gate, v1 keeps serving)
 #   -> deploy v3 (passes the gate, fails /ready, rolled back to v1)
+#   -> deploy v4, the training pipeline's candidate (gate, approval, rolled out)
 #   -> a local LLM: SmolLM2 registered from its GGUF header, deployed with the
 #      same deploy_model.yml (hardware fit on each serving host, its evaluation
 #      set answered by its own llama-server, approval, alias, restart), a chat
@@ -53,7 +57,9 @@ step() {
   grep -E '^(PLAY RECAP|[a-z0-9.-]+ +: ok=)' "$log" || true
 }
 
-version() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$data/versions.json" "$1"; }
+# json_value FILE KEY: one value of a JSON file the demo's playbooks wrote (empty when missing).
+json_value() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2" 2>/dev/null; }
+version() { json_value "$data/versions.json" "$1"; }
 
 step "site.yml converge" ok "" playbooks/site.yml
 step "register the demo models" ok "" playbooks/demo_models.yml
@@ -61,6 +67,10 @@ v1=$(version good)
 v2=$(version weak)
 v3=$(version unportable)
 step "deploy v$v1 (good)" ok "is production" playbooks/deploy_model.yml -e model=breast-cancer -e version="$v1" -e "$approvals"
+step "train.yml deploys the pipeline" ok "" playbooks/train.yml
+step "new data -> the pipeline trains" ok "registered breast-cancer version" playbooks/demo_training_data.yml
+v4=$(json_value "$data/trained.json" trained)
+step "train.yml -e run_now: same data" ok "breast-cancer: Skipped" playbooks/train.yml -e run_now=true
 step "traffic" ok "" playbooks/demo_traffic.yml
 step "traffic, drifted batch" ok "" playbooks/demo_traffic.yml -e demo_drifted=true
 step "drift.yml finds the drift" ok "WARNING drift found" playbooks/drift.yml
@@ -68,6 +78,8 @@ step "deploy v$v2 (weak)" fail "was refused and not deployed" \
   playbooks/deploy_model.yml -e model=breast-cancer -e version="$v2" -e "$approvals"
 step "deploy v$v3 (unportable)" fail "Rolled back" \
   playbooks/deploy_model.yml -e model=breast-cancer -e version="$v3" -e "$approvals"
+step "deploy v$v4 (the pipeline's)" ok "is production" \
+  playbooks/deploy_model.yml -e model=breast-cancer -e version="$v4" -e "$approvals"
 step "register the LLM (smollm2)" ok "" playbooks/demo_llm.yml
 step "deploy smollm2 v1 (fit, eval set)" ok "is production" \
   playbooks/deploy_model.yml -e model=smollm2 -e version=1 -e "$approvals"
@@ -93,6 +105,10 @@ echo
 echo "MLflow UI:   https://$(address "$mlflow_host")/  (user admin, password in .cache/lab-secrets/mlflow_admin;"
 echo "             self-signed certificate: .cache/lab-secrets/mlflow-server.crt)"
 echo "Prometheus:  http://$(address "$mlflow_host"):9090/alerts    Alertmanager: http://$(address "$mlflow_host"):9093/"
+for host in $(group orchestrator); do
+  echo "Prefect UI:  https://$(address "$host"):4443/  (the training pipeline's runs; user prefect, password in"
+  echo "             .cache/lab-secrets/prefect; certificate .cache/lab-secrets/prefect-server.crt)"
+done
 for host in $serving_hosts; do
   echo "Model:       http://$(address "$host"):8080/v1/models  ($host; /v1/predict needs the bearer token in .cache/lab-secrets/model_api_token)"
   echo "LLM chat:    http://$(address "$host"):8090/v1/chat/completions  ($host), for example:"

@@ -47,6 +47,9 @@ def test_lab_inventory_groups(hosts, serving):
     groups = inventory["children"]
     assert list(groups["mlflow"]["hosts"]) == ["lab-1"]
     assert list(groups["monitoring"]["hosts"]) == ["lab-1"]
+    # The training pipeline: Prefect's server and its worker beside the tracking server.
+    assert list(groups["orchestrator"]["hosts"]) == ["lab-1"]
+    assert list(groups["training"]["hosts"]) == ["lab-1"]
     assert list(groups["serving"]["hosts"]) == serving
     assert list(groups["cpu"]["hosts"]) == hosts
     assert not groups["gpu"]["hosts"]

@@ -11,6 +11,10 @@ this group is DERIVED from a feature: `low` where mean_texture is at or below th
 `high` above. It stands in for a real sensitive column to show the check; it means nothing about
 patients. The models never see it (it is not in their signature).
 
+With DEMO_TRAINER set (the training pipeline's MLflow account), that account gets EDIT on the model,
+so the pipeline's candidates become versions of it (the admin created the model; MLflow gives other
+users its default permission, READ).
+
 Idempotent: versions are found by their `demo.variant` tag, and only missing ones are logged.
 Prints one JSON line: {"changed": bool, "versions": {"good": "1", ...}}. Connection from MLFLOW_*.
 usage: register_models.py MODEL_NAME DATA_DIR"""
@@ -88,6 +92,16 @@ def log_variant(client, name, variant, train, target, profile):
     return version
 
 
+def grant_edit(name, username):
+    """EDIT on model `name` for `username` unless it has it (or more) already; True when granted."""
+    from mlflow.server.auth.client import AuthServiceClient
+    auth = AuthServiceClient(mlflow.get_tracking_uri())
+    if auth.get_user_permission(username, "registered_model", name).permission in ("EDIT", "MANAGE"):
+        return False
+    auth.grant_user_permission(username, "registered_model", name, "EDIT")
+    return True
+
+
 def main(name, data_dir):
     features, target = load_data()
     train, train_target = write_data(data_dir, features, target)
@@ -101,6 +115,8 @@ def main(name, data_dir):
             if variant not in found:
                 found[variant] = log_variant(client, name, variant, train, train_target, profile)
                 changed = True
+    if os.environ.get("DEMO_TRAINER"):
+        changed = grant_edit(name, os.environ["DEMO_TRAINER"]) or changed
     print(json.dumps({"changed": changed, "versions": found}))
     return 0
 
