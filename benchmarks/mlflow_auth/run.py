@@ -41,7 +41,8 @@ def start(ttl):
         handle.write("[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///%s/auth.db\nadmin_username = %s\n"
                      "admin_password = %s\nauth_cache_ttl_seconds = %d\n" % (directory, ADMIN, PASSWORD, ttl))
     port = free_port()
-    env = dict(os.environ, MLFLOW_AUTH_CONFIG_PATH=ini, MLFLOW_FLASK_SERVER_SECRET_KEY="benchmark-secret")
+    env = dict(os.environ, MLFLOW_AUTH_CONFIG_PATH=ini, MLFLOW_FLASK_SERVER_SECRET_KEY="benchmark-secret",
+               MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")  # as on the role's hosts: no GenAI job runner
     log = open(os.path.join(directory, "server.log"), "wb")
     proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "mlflow"), "server", "--app-name", "basic-auth",
                              "--host", "127.0.0.1", "--port", str(port), "--workers", "1",

@@ -46,7 +46,10 @@ class Server:
                          # As the mlflow_server role sets it (mlflow_server_auth_cache_ttl_seconds): without it every
                          # request costs a scrypt check, about 0.5 s of CPU (benchmarks/mlflow_auth).
                          "auth_cache_ttl_seconds = 60\n" % (self.dir, ADMIN, ADMIN_PASSWORD))
-        env = dict(os.environ, MLFLOW_AUTH_CONFIG_PATH=ini, MLFLOW_FLASK_SERVER_SECRET_KEY="governance-tests-secret")
+        # No job runner: MLflow 3 starts seven huey consumer processes for its GenAI jobs (about 250 MB
+        # each) where their requirements are installed, as in this virtualenv; the role's hosts have none.
+        env = dict(os.environ, MLFLOW_AUTH_CONFIG_PATH=ini, MLFLOW_FLASK_SERVER_SECRET_KEY="governance-tests-secret",
+                   MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
         for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
             env.pop(name, None)
         mlflow = os.path.join(os.path.dirname(sys.executable), "mlflow")
