@@ -14,56 +14,19 @@ usage: .venv/bin/python benchmarks/mlflow_auth/run.py [--requests 300] [--client
 import argparse
 import concurrent.futures
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 import requests
 
-ADMIN, PASSWORD = "admin", "benchmark-password-1"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+# The unit tests' MLflow server (basic-auth app, SQLite, one worker, as the role runs it).
+from ansible_collections.runlocalai.mlops.tests.unit.plugins.mlflow_server import (  # noqa: E402
+    ADMIN, ADMIN_PASSWORD, Server)
+
 PATHS = ("/api/2.0/mlflow/registered-models/search?max_results=10",
          "/api/2.0/mlflow/experiments/search?max_results=10")
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start(ttl):
-    directory = tempfile.mkdtemp(prefix="mlflow-auth-bench-")
-    ini = os.path.join(directory, "basic_auth.ini")
-    with open(ini, "w") as handle:
-        handle.write("[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///%s/auth.db\nadmin_username = %s\n"
-                     "admin_password = %s\nauth_cache_ttl_seconds = %d\n" % (directory, ADMIN, PASSWORD, ttl))
-    port = free_port()
-    env = dict(os.environ, MLFLOW_AUTH_CONFIG_PATH=ini, MLFLOW_FLASK_SERVER_SECRET_KEY="benchmark-secret",
-               MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")  # as on the role's hosts: no GenAI job runner
-    log = open(os.path.join(directory, "server.log"), "wb")
-    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "mlflow"), "server", "--app-name", "basic-auth",
-                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-                             "--backend-store-uri", "sqlite:///%s/mlflow.db" % directory,
-                             "--artifacts-destination", os.path.join(directory, "artifacts")],
-                            cwd=directory, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = "http://127.0.0.1:%d" % port
-    for _ in range(240):
-        try:
-            if requests.get(url + "/health", timeout=2).status_code == 200:
-                return {"proc": proc, "url": url, "dir": directory, "log": log}
-        except requests.RequestException:
-            time.sleep(0.5)
-    raise SystemExit("the MLflow server (ttl %d) did not answer /health; log in %s" % (ttl, directory))
-
-
-def stop(server):
-    os.killpg(server["proc"].pid, 15)
-    server["proc"].wait(30)
-    server["log"].close()
-    shutil.rmtree(server["dir"], ignore_errors=True)
 
 
 def cpu_seconds(pid):
@@ -82,17 +45,17 @@ def cpu_seconds(pid):
 def load(server, count, clients):
     session_per_client = [requests.Session() for _ in range(clients)]
     for session in session_per_client:
-        session.auth = (ADMIN, PASSWORD)
+        session.auth = (ADMIN, ADMIN_PASSWORD)
 
     def one(index):
-        answer = session_per_client[index % clients].get(server["url"] + PATHS[index % len(PATHS)], timeout=60)
+        answer = session_per_client[index % clients].get(server.url + PATHS[index % len(PATHS)], timeout=60)
         answer.raise_for_status()
 
-    before, start_time = cpu_seconds(server["proc"].pid), time.perf_counter()
+    before, start_time = cpu_seconds(server.proc.pid), time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(clients) as pool:
         list(pool.map(one, range(count)))
     wall = time.perf_counter() - start_time
-    return count / wall, (cpu_seconds(server["proc"].pid) - before) / count * 1000
+    return count / wall, (cpu_seconds(server.proc.pid) - before) / count * 1000
 
 
 def main():
@@ -102,7 +65,8 @@ def main():
     parser.add_argument("--ttl", type=int, default=60)
     args = parser.parse_args()
     print("machine: %d CPUs, load %s" % (os.cpu_count(), " ".join("%.2f" % x for x in os.getloadavg())))
-    servers = {"cache off (MLflow's default)": start(0), "cache %d s" % args.ttl: start(args.ttl)}
+    servers = {"cache off (MLflow's default)": Server(auth_cache_ttl_seconds=0),
+               "cache %d s" % args.ttl: Server(auth_cache_ttl_seconds=args.ttl)}
     try:
         for clients in (1, args.clients):
             for name, server in servers.items():
@@ -111,7 +75,7 @@ def main():
                 print("%-30s %d client(s): %7.1f req/s, server CPU %6.1f ms/request" % (name, clients, rate, cpu))
     finally:
         for server in servers.values():
-            stop(server)
+            server.stop()
     print("load after: %s" % " ".join("%.2f" % x for x in os.getloadavg()))
 
 

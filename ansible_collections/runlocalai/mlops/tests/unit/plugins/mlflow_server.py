@@ -35,17 +35,19 @@ def _free_port():
 
 
 class Server:
-    def __init__(self):
+    """auth_cache_ttl_seconds: as the mlflow_server role sets it (mlflow_server_auth_cache_ttl_seconds);
+    without it every request costs a scrypt check, about 0.5 s of CPU (benchmarks/mlflow_auth, which
+    starts one of each)."""
+
+    def __init__(self, auth_cache_ttl_seconds=60):
         self.dir = tempfile.mkdtemp(prefix="mlflow-governance-")
         self.port = _free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         ini = os.path.join(self.dir, "basic_auth.ini")
         with open(ini, "w") as handle:
             handle.write("[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///%s/auth.db\n"
-                         "admin_username = %s\nadmin_password = %s\n"
-                         # As the mlflow_server role sets it (mlflow_server_auth_cache_ttl_seconds): without it every
-                         # request costs a scrypt check, about 0.5 s of CPU (benchmarks/mlflow_auth).
-                         "auth_cache_ttl_seconds = 60\n" % (self.dir, ADMIN, ADMIN_PASSWORD))
+                         "admin_username = %s\nadmin_password = %s\nauth_cache_ttl_seconds = %d\n"
+                         % (self.dir, ADMIN, ADMIN_PASSWORD, auth_cache_ttl_seconds))
         # No job runner: MLflow 3 starts seven huey consumer processes for its GenAI jobs (about 250 MB
         # each) where their requirements are installed, as in this virtualenv; the role's hosts have none.
         env = dict(os.environ, MLFLOW_AUTH_CONFIG_PATH=ini, MLFLOW_FLASK_SERVER_SECRET_KEY="governance-tests-secret",
